@@ -1,0 +1,30 @@
+"""codemode: give an agent one tool that runs a model-written TypeScript program in a sandbox,
+calling your tools as ``external_*`` functions."""
+
+from ._code_mode import CodeMode, CodeModeTool, create_code_mode, create_code_mode_instructions
+from ._result import CodeModeError, CodeModeToolResult
+from ._tools import Schema, Tool, ToolCall, ToolContext, ToolValidationError, create_tool, tool
+from .sandboxes import DenoSandbox, ExecutionLimits, LocalSandbox, Sandbox, SandboxError
+
+__all__ = [
+    "CodeMode",
+    "CodeModeError",
+    "CodeModeTool",
+    "CodeModeToolResult",
+    "DenoSandbox",
+    "ExecutionLimits",
+    "LocalSandbox",
+    "Sandbox",
+    "SandboxError",
+    "Schema",
+    "Tool",
+    "ToolCall",
+    "ToolContext",
+    "ToolValidationError",
+    "create_code_mode",
+    "create_code_mode_instructions",
+    "create_tool",
+    "tool",
+]
+
+__version__ = "0.1.0"

@@ -1,0 +1,290 @@
+"""create_code_mode: one tool that runs a model-written program against an allow-list of tools."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import time
+from collections.abc import Coroutine, Mapping, Sequence
+from concurrent.futures import Future
+from typing import Any, NamedTuple, TypeVar
+
+import pydantic
+
+from ._bridge import Bridge
+from ._instructions import render_instructions
+from ._program import prepare_program
+from ._result import CodeModeError, CodeModeToolResult
+from ._tools import Approve, Tool, ToolContext
+from ._tracing import span
+from ._typescript import to_identifier
+from .sandboxes._base import ExecutionLimits, Job, Sandbox, SandboxError
+
+__all__ = ["CodeMode", "CodeModeTool", "create_code_mode", "create_code_mode_instructions"]
+
+DEFAULT_ID = "execute_typescript"
+DEFAULT_TIMEOUT_MS = 30_000
+
+ToolsInput = Mapping[str, Tool] | Sequence[Tool]
+
+
+class CodeInput(pydantic.BaseModel):
+    """The code tool's input."""
+
+    code: str = pydantic.Field(
+        description="A TypeScript async function body that calls the external_* functions and "
+        "returns the result."
+    )
+
+
+def _named_tools(tools: ToolsInput) -> dict[str, Tool]:
+    """Key each tool by the identifier the program calls it by, refusing collisions."""
+    if isinstance(tools, Mapping):
+        entries = list(tools.items())
+    elif isinstance(tools, Sequence) and not isinstance(tools, str):
+        entries = [(t.id, t) for t in tools]
+    else:
+        raise TypeError("tools must be a mapping of name -> Tool or a sequence of Tools")
+    named: dict[str, Tool] = {}
+    origin: dict[str, str] = {}
+    for key, item in entries:
+        if not isinstance(item, Tool):
+            raise TypeError(
+                f"tools[{key!r}] is {type(item).__name__}, not a Tool; "
+                "build it with create_tool(...) or @tool"
+            )
+        name = to_identifier(key)
+        if name in named:
+            raise ValueError(
+                f"tools {origin[name]!r} and {key!r} both become external_{name}; "
+                "rename one of them"
+            )
+        named[name] = item
+        origin[name] = key
+    return named
+
+
+class CodeModeTool(Tool):
+    """The code tool: a ``Tool`` whose input is ``{code}`` and whose result is a
+    ``CodeModeToolResult``. It plugs in wherever a tool does."""
+
+    def __init__(
+        self,
+        *,
+        id: str,
+        tools: Mapping[str, Tool],
+        sandbox: Sandbox,
+        timeout_ms: int,
+        approve: Approve | None,
+        limits: ExecutionLimits,
+        instructions: str,
+    ) -> None:
+        super().__init__(
+            id=id,
+            description=instructions,
+            input_schema=CodeInput,
+            output_schema=CodeModeToolResult,
+            execute=self._execute_tool,
+        )
+        self.tools = dict(tools)
+        self.sandbox = sandbox
+        self.timeout_ms = timeout_ms
+        self.approve = approve
+        self.limits = limits
+        self.instructions = instructions
+
+    async def _execute_tool(self, code: CodeInput, context: ToolContext) -> CodeModeToolResult:
+        return await self.execute({"code": code.code}, request_context=context.request_context)
+
+    async def execute(  # type: ignore[override]
+        self,
+        input: Mapping[str, Any] | CodeInput,
+        *,
+        request_context: Mapping[str, Any] | None = None,
+    ) -> CodeModeToolResult:
+        """Run the program in ``input["code"]`` and return its result; never raises for a
+        failure of the program, the sandbox or a tool (that is ``success=False``)."""
+        try:
+            code = CodeInput.model_validate(input).code
+        except pydantic.ValidationError as exc:
+            return CodeModeToolResult(
+                success=False,
+                error=CodeModeError(
+                    message=f"Tool input validation failed for {self.id}: "
+                    'pass {"code": "<TypeScript program>"} ('
+                    + "; ".join(e["msg"] for e in exc.errors(include_url=False))
+                    + ")",
+                    name="ValidationError",
+                ),
+            )
+        context = dict(request_context or {})
+        with span(
+            f"codemode.execute {self.id}",
+            {"codemode.id": self.id, "codemode.tools": list(self.tools)},
+        ) as current:
+            started = time.perf_counter()
+            result, calls = await self._run(code, context)
+            if current is not None:
+                current.set_attribute("codemode.success", result.success)
+                current.set_attribute("codemode.tool_calls", calls)
+                current.set_attribute(
+                    "codemode.duration_ms", (time.perf_counter() - started) * 1000
+                )
+                if result.error is not None:
+                    current.set_attribute("codemode.error.name", result.error.name or "Error")
+        return result
+
+    async def _run(
+        self, code: str, request_context: Mapping[str, Any]
+    ) -> tuple[CodeModeToolResult, int]:
+        program = prepare_program(code)
+        job = Job(program.source, program.line_offset, tuple(self.tools), self.limits)
+        bridge = Bridge(
+            self.tools, approve=self.approve, request_context=request_context, code_mode_id=self.id
+        )
+        try:
+            try:
+                async with asyncio.timeout(self.timeout_ms / 1000):
+                    outcome = await self.sandbox.execute(job, bridge)
+            finally:
+                await bridge.aclose()
+        except TimeoutError:
+            return self._failed(
+                bridge,
+                "TimeoutError",
+                f"The program did not finish within the timeout of {self.timeout_ms} ms; "
+                "make it do less work or run independent calls in parallel with Promise.all.",
+            ), bridge.tool_calls
+        except SandboxError as exc:
+            return self._failed(bridge, exc.name, exc.message), bridge.tool_calls
+        if not outcome.ok:
+            return CodeModeToolResult(
+                success=False, logs=bridge.logs, error=outcome.error
+            ), bridge.tool_calls
+        result = None if outcome.result_json is None else json.loads(outcome.result_json)
+        return CodeModeToolResult(success=True, result=result, logs=bridge.logs), bridge.tool_calls
+
+    @staticmethod
+    def _failed(bridge: Bridge, name: str, message: str) -> CodeModeToolResult:
+        return CodeModeToolResult(
+            success=False, logs=bridge.logs, error=CodeModeError(message=message, name=name)
+        )
+
+    def execute_sync(
+        self,
+        input: Mapping[str, Any] | CodeInput,
+        *,
+        request_context: Mapping[str, Any] | None = None,
+    ) -> CodeModeToolResult:
+        """``execute`` for callers without an event loop (runs on a background loop that keeps
+        the sandbox's processes warm between calls)."""
+        return _background_loop().run(self.execute(input, request_context=request_context))
+
+
+T = TypeVar("T")
+
+
+class _BackgroundLoop:
+    """One event loop in a daemon thread, shared by every synchronous caller."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        thread = threading.Thread(target=self.loop.run_forever, name="codemode-loop", daemon=True)
+        thread.start()
+
+    def run(self, coro: Coroutine[Any, Any, T]) -> T:
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            pass
+        else:
+            coro.close()
+            raise RuntimeError(
+                "execute_sync() was called inside a running event loop; use `await tool.execute(...)`"
+            )
+        future: Future[T] = asyncio.run_coroutine_threadsafe(coro, self.loop)
+        return future.result()
+
+
+_LOOP: _BackgroundLoop | None = None
+_LOOP_LOCK = threading.Lock()
+
+
+def _background_loop() -> _BackgroundLoop:
+    global _LOOP
+    with _LOOP_LOCK:
+        if _LOOP is None:
+            _LOOP = _BackgroundLoop()
+        return _LOOP
+
+
+class CodeMode(NamedTuple):
+    """What ``create_code_mode`` returns; unpacks as ``tool, instructions``."""
+
+    tool: CodeModeTool
+    instructions: str
+
+
+def create_code_mode_instructions(
+    *, tools: ToolsInput, id: str = DEFAULT_ID, timeout: int = DEFAULT_TIMEOUT_MS
+) -> str:
+    """The instructions a code tool gives the model: the usage contract and a typed
+    ``external_*`` declaration per tool."""
+    return render_instructions(_named_tools(tools), id=id, timeout_ms=timeout)
+
+
+def create_code_mode(
+    *,
+    tools: ToolsInput,
+    sandbox: Sandbox | None = None,
+    timeout: int = DEFAULT_TIMEOUT_MS,
+    id: str = DEFAULT_ID,
+    approve: Approve | None = None,
+    max_tool_calls: int = ExecutionLimits.max_tool_calls,
+    max_concurrent_tool_calls: int = ExecutionLimits.max_concurrent_tool_calls,
+    max_log_bytes: int = ExecutionLimits.max_log_bytes,
+    max_result_bytes: int = ExecutionLimits.max_result_bytes,
+) -> CodeMode:
+    """Create a code tool over ``tools`` (only these may be called) and its instructions.
+
+    ``timeout`` is in milliseconds, as in the spec. ``approve`` decides calls to tools created
+    with ``require_approval=True``; without it they are denied.
+    """
+    if sandbox is None:
+        raise ValueError(
+            "create_code_mode needs a sandbox, because it runs model-written code: pass "
+            "sandbox=DenoSandbox() (isolated, recommended) or sandbox=LocalSandbox() "
+            "(host privileges, trusted code only)"
+        )
+    if not isinstance(sandbox, Sandbox):
+        raise TypeError(f"sandbox must be a Sandbox, got {type(sandbox).__name__}")
+    if not isinstance(timeout, int) or isinstance(timeout, bool) or timeout <= 0:
+        raise ValueError(f"timeout is in milliseconds and must be a positive int, got {timeout!r}")
+    if not id or not isinstance(id, str):
+        raise ValueError("id must be a non-empty string")
+    for name, value in [
+        ("max_tool_calls", max_tool_calls),
+        ("max_concurrent_tool_calls", max_concurrent_tool_calls),
+        ("max_log_bytes", max_log_bytes),
+        ("max_result_bytes", max_result_bytes),
+    ]:
+        if value < 1:
+            raise ValueError(f"{name} must be at least 1, got {value}")
+    named = _named_tools(tools)
+    instructions = render_instructions(named, id=id, timeout_ms=timeout)
+    code_tool = CodeModeTool(
+        id=id,
+        tools=named,
+        sandbox=sandbox,
+        timeout_ms=timeout,
+        approve=approve,
+        limits=ExecutionLimits(
+            max_tool_calls=max_tool_calls,
+            max_concurrent_tool_calls=max_concurrent_tool_calls,
+            max_log_bytes=max_log_bytes,
+            max_result_bytes=max_result_bytes,
+        ),
+        instructions=instructions,
+    )
+    return CodeMode(code_tool, instructions)

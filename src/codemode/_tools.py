@@ -1,0 +1,350 @@
+"""Tools: what a program may call, with validation on both sides of the call.
+
+A schema may be a pydantic model class, any type a pydantic ``TypeAdapter`` accepts, or a raw JSON
+Schema dict (MCP tools arrive as JSON Schema). Each is normalised into a ``Schema`` that can
+validate a value and describe itself as JSON Schema, so the bridge and the declarations never care
+which one the tool author chose.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import typing
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, TypeVar, overload
+
+import jsonschema
+import pydantic
+import pydantic_core
+
+__all__ = [
+    "Schema",
+    "Tool",
+    "ToolContext",
+    "ToolValidationError",
+    "create_tool",
+    "tool",
+]
+
+
+class ToolValidationError(Exception):
+    """A tool's input or output does not match its schema; the message lists every problem."""
+
+    name = "ValidationError"
+
+
+@dataclass(frozen=True)
+class ToolContext:
+    """What a tool learns about the call besides its input."""
+
+    request_context: Mapping[str, Any] = field(default_factory=dict)
+    tool_id: str = ""
+    code_mode_id: str | None = None
+
+
+class Schema:
+    """A schema that can validate values and render itself as JSON Schema."""
+
+    def __init__(self, source: Any) -> None:
+        self.source = source
+        self._adapter: pydantic.TypeAdapter[Any] | None = None
+        self._validator: Any = None
+        if isinstance(source, Mapping):
+            schema = dict(source)
+            cls = jsonschema.validators.validator_for(
+                schema, default=jsonschema.Draft202012Validator
+            )
+            try:
+                cls.check_schema(schema)
+            except jsonschema.SchemaError as exc:
+                raise ValueError(f"invalid JSON Schema: {exc.message}") from exc
+            self._validator = cls(schema, format_checker=cls.FORMAT_CHECKER)
+            self._json: dict[str, Any] = schema
+            self._json_out: dict[str, Any] = schema
+        else:
+            self._adapter = pydantic.TypeAdapter(source)
+            self._json = self._adapter.json_schema(mode="validation")
+            self._json_out = self._adapter.json_schema(mode="serialization")
+
+    @property
+    def is_model(self) -> bool:
+        return isinstance(self.source, type) and issubclass(self.source, pydantic.BaseModel)
+
+    def json_schema(self, mode: typing.Literal["validation", "serialization"]) -> dict[str, Any]:
+        """JSON Schema of what the tool accepts (validation) or what it produces (serialization)."""
+        return self._json if mode == "validation" else self._json_out
+
+    def validate(self, value: Any, what: str) -> Any:
+        """Validate a JSON value; returns the native value (a model instance for model schemas)."""
+        if self._adapter is not None:
+            try:
+                return self._adapter.validate_python(value)
+            except pydantic.ValidationError as exc:
+                raise ToolValidationError(f"{what}:\n{_format_pydantic_errors(exc)}") from None
+        errors = sorted(self._validator.iter_errors(value), key=lambda e: list(e.absolute_path))
+        if errors:
+            lines = [f"- {_json_path(e.absolute_path)}: {e.message}" for e in errors]
+            raise ToolValidationError(f"{what}:\n" + "\n".join(lines))
+        return value
+
+    def to_json(self, value: Any) -> Any:
+        """A validated value as plain JSON data."""
+        if self._adapter is not None:
+            return self._adapter.dump_python(value, mode="json")
+        return value
+
+
+def _json_path(path: Any) -> str:
+    parts = [str(p) for p in path]
+    return "/" + "/".join(parts) if parts else "(root)"
+
+
+def _format_pydantic_errors(exc: pydantic.ValidationError) -> str:
+    lines = []
+    for err in exc.errors(include_url=False):
+        loc = ".".join(str(p) for p in err["loc"]) or "(root)"
+        lines.append(f"- {loc}: {err['msg']}")
+    return "\n".join(lines)
+
+
+ToolExecute = Callable[..., Any]
+
+
+class Tool:
+    """A function the program can call as ``external_<name>``, validated on the way in and out.
+
+    ``execute`` may be sync (run in a worker thread) or async, and may take a second positional
+    parameter that receives the ``ToolContext``.
+    """
+
+    def __init__(
+        self,
+        *,
+        id: str,
+        description: str,
+        input_schema: Any,
+        execute: ToolExecute,
+        output_schema: Any = None,
+        require_approval: bool = False,
+    ) -> None:
+        if not isinstance(id, str) or not id:
+            raise ValueError("a tool needs a non-empty string id")
+        if not callable(execute):
+            raise TypeError(f"tool {id!r}: execute must be callable, got {type(execute).__name__}")
+        self.id = id
+        self.description = description
+        self.require_approval = require_approval
+        self._input = input_schema if isinstance(input_schema, Schema) else Schema(input_schema)
+        self._output: Schema | None
+        if output_schema is None or isinstance(output_schema, Schema):
+            self._output = output_schema
+        else:
+            self._output = Schema(output_schema)
+        self._execute = execute
+        self._is_async = inspect.iscoroutinefunction(execute) or inspect.iscoroutinefunction(
+            getattr(execute, "__call__", None)  # noqa: B004 - async callable objects
+        )
+        self._wants_context = _takes_second_argument(execute)
+
+    def __repr__(self) -> str:
+        return f"Tool(id={self.id!r})"
+
+    @property
+    def input_schema(self) -> dict[str, Any]:
+        """JSON Schema of the input the tool accepts."""
+        return self._input.json_schema("validation")
+
+    @property
+    def output_schema(self) -> dict[str, Any] | None:
+        """JSON Schema of the value the tool returns, if it declares one."""
+        return None if self._output is None else self._output.json_schema("serialization")
+
+    def validate_input(self, raw: Any) -> Any:
+        """Check raw JSON input; raises ``ToolValidationError`` listing every problem."""
+        return self._input.validate(raw, f"Tool input validation failed for {self.id}")
+
+    async def run(self, validated_input: Any, context: ToolContext) -> Any:
+        """Run the tool on validated input and return its result as JSON data."""
+        args = (validated_input, context) if self._wants_context else (validated_input,)
+        if self._is_async:
+            value = await self._execute(*args)
+        else:
+            value = await asyncio.to_thread(self._execute, *args)
+            if inspect.isawaitable(value):
+                value = await value
+        return self.output_to_json(value)
+
+    def output_to_json(self, value: Any) -> Any:
+        """Validate a tool's return value against its output schema and make it JSON data."""
+        if self._output is not None:
+            what = f"Tool output validation failed for {self.id}"
+            if not self._output.is_model and isinstance(self._output.source, Mapping):
+                value = _to_jsonable(value, self.id)
+            return self._output.to_json(self._output.validate(value, what))
+        return _to_jsonable(value, self.id)
+
+    async def execute(self, input: Any, *, request_context: Mapping[str, Any] | None = None) -> Any:
+        """Validate, run and validate again: the same path a program's call takes."""
+        validated = self.validate_input(input)
+        return await self.run(validated, ToolContext(dict(request_context or {}), self.id))
+
+    def to_openai_tool(self) -> dict[str, Any]:
+        """This tool as an OpenAI Chat Completions function tool (JSON-ready dict)."""
+        from ._tool_formats import openai_tool
+
+        return openai_tool(self)
+
+    def to_anthropic_tool(self) -> dict[str, Any]:
+        """This tool as an Anthropic Messages API tool (JSON-ready dict)."""
+        from ._tool_formats import anthropic_tool
+
+        return anthropic_tool(self)
+
+
+def _to_jsonable(value: Any, tool_id: str) -> Any:
+    try:
+        return pydantic_core.to_jsonable_python(value)
+    except pydantic_core.PydanticSerializationError as exc:
+        raise ToolValidationError(
+            f"Tool output validation failed for {tool_id}: the result is not JSON-serialisable "
+            f"({exc})"
+        ) from None
+
+
+def _takes_second_argument(fn: Callable[..., Any]) -> bool:
+    try:
+        params = list(inspect.signature(fn).parameters.values())
+    except (TypeError, ValueError):
+        return False
+    positional = [
+        p
+        for p in params
+        if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.VAR_POSITIONAL)
+    ]
+    return len(positional) >= 2 or any(p.kind is p.VAR_POSITIONAL for p in positional)
+
+
+def create_tool(
+    *,
+    id: str,
+    description: str,
+    input_schema: Any,
+    execute: ToolExecute,
+    output_schema: Any = None,
+    require_approval: bool = False,
+) -> Tool:
+    """Create a tool from schemas and a function (the spec's ``createTool``)."""
+    return Tool(
+        id=id,
+        description=description,
+        input_schema=input_schema,
+        output_schema=output_schema,
+        execute=execute,
+        require_approval=require_approval,
+    )
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+@overload
+def tool(fn: Callable[..., Any], /) -> Tool: ...
+
+
+@overload
+def tool(
+    *,
+    id: str | None = None,
+    description: str | None = None,
+    require_approval: bool = False,
+) -> Callable[[Callable[..., Any]], Tool]: ...
+
+
+def tool(
+    fn: Callable[..., Any] | None = None,
+    /,
+    *,
+    id: str | None = None,
+    description: str | None = None,
+    require_approval: bool = False,
+) -> Tool | Callable[[Callable[..., Any]], Tool]:
+    """Build a tool from a typed function: parameters become the input object, the return
+    annotation the output schema, the docstring the description, the name the id.
+
+    A parameter annotated ``ToolContext`` is not part of the input; it receives the context.
+    """
+
+    def build(func: Callable[..., Any]) -> Tool:
+        return _tool_from_function(
+            func, id=id, description=description, require_approval=require_approval
+        )
+
+    return build(fn) if fn is not None else build
+
+
+def _tool_from_function(
+    func: Callable[..., Any], *, id: str | None, description: str | None, require_approval: bool
+) -> Tool:
+    hints = typing.get_type_hints(func, include_extras=True)
+    sig = inspect.signature(func)
+    fields: dict[str, Any] = {}
+    context_param: str | None = None
+    for param in sig.parameters.values():
+        annotation = hints.get(param.name, Any)
+        if annotation is ToolContext:
+            context_param = param.name
+            continue
+        if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
+            raise TypeError(f"@tool {func.__name__}: *args/**kwargs cannot become a schema")
+        default = ... if param.default is param.empty else param.default
+        fields[param.name] = (annotation, default)
+    model_name = "".join(part.capitalize() for part in func.__name__.split("_")) + "Input"
+    input_model = pydantic.create_model(model_name, **fields)
+    returns = hints.get("return", None) if "return" in hints else None
+    output_schema = None if sig.return_annotation is sig.empty else returns
+    if output_schema is None and sig.return_annotation is not sig.empty:
+        output_schema = type(None)
+    is_async = inspect.iscoroutinefunction(func)
+
+    def call_kwargs(model: pydantic.BaseModel, context: ToolContext) -> dict[str, Any]:
+        kwargs = {name: getattr(model, name) for name in fields}
+        if context_param is not None:
+            kwargs[context_param] = context
+        return kwargs
+
+    execute: ToolExecute
+    if is_async:
+
+        async def execute_async(model: pydantic.BaseModel, context: ToolContext) -> Any:
+            return await func(**call_kwargs(model, context))
+
+        execute = execute_async
+    else:
+
+        def execute_sync(model: pydantic.BaseModel, context: ToolContext) -> Any:
+            return func(**call_kwargs(model, context))
+
+        execute = execute_sync
+    doc = inspect.getdoc(func) or ""
+    return Tool(
+        id=id or func.__name__,
+        description=description if description is not None else doc,
+        input_schema=input_model,
+        output_schema=output_schema,
+        execute=execute,
+        require_approval=require_approval,
+    )
+
+
+Approve = Callable[["ToolCall"], bool | Awaitable[bool]]
+
+
+@dataclass(frozen=True)
+class ToolCall:
+    """One call a program made, as an approval callback sees it."""
+
+    tool_id: str
+    input: Any
+    request_context: Mapping[str, Any] = field(default_factory=dict)

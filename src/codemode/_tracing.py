@@ -1,0 +1,25 @@
+"""OpenTelemetry spans when ``opentelemetry-api`` is installed; nothing otherwise."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from typing import Any
+
+try:
+    from opentelemetry import trace as _trace
+except ImportError:  # pragma: no cover - exercised when the extra is absent
+    _trace = None  # type: ignore[assignment]
+
+__all__ = ["span"]
+
+
+@contextlib.contextmanager
+def span(name: str, attributes: dict[str, Any]) -> Iterator[Any]:
+    """A span named ``name`` (or ``None`` without OpenTelemetry); the caller sets outcome."""
+    if _trace is None:
+        yield None
+        return
+    tracer = _trace.get_tracer("codemode")
+    with tracer.start_as_current_span(name, attributes=attributes) as current:
+        yield current

@@ -1,0 +1,17 @@
+"""Where programs run: the ``Sandbox`` protocol and its runtimes."""
+
+from ._base import ExecutionHost, ExecutionLimits, Job, Outcome, Sandbox, SandboxError, ToolReply
+from .deno import DenoSandbox
+from .local import LocalSandbox
+
+__all__ = [
+    "DenoSandbox",
+    "ExecutionHost",
+    "ExecutionLimits",
+    "Job",
+    "LocalSandbox",
+    "Outcome",
+    "Sandbox",
+    "SandboxError",
+    "ToolReply",
+]

@@ -1,0 +1,106 @@
+"""The one protocol every sandbox runtime implements.
+
+A sandbox runs a prepared program and reports every ``external_*`` call and log line to an
+``ExecutionHost`` (the bridge). It never sees tools, schemas or approvals: those stay on the
+host, so a runtime cannot weaken them. Cancelling ``Sandbox.execute`` must end the execution's
+processes before it returns.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from .._result import CodeModeError
+
+__all__ = [
+    "ExecutionHost",
+    "ExecutionLimits",
+    "Job",
+    "Outcome",
+    "Sandbox",
+    "SandboxError",
+    "ToolReply",
+]
+
+
+@dataclass(frozen=True)
+class ExecutionLimits:
+    """Limits that apply to one execution; the runtime enforces them inside the sandbox and
+    the host checks them again."""
+
+    max_tool_calls: int = 10_000
+    max_concurrent_tool_calls: int = 256
+    max_log_bytes: int = 1_000_000
+    max_result_bytes: int = 10_000_000
+
+
+@dataclass(frozen=True)
+class Job:
+    """One program to run: the module source, its line offset and the allowed tool names."""
+
+    source: str
+    line_offset: int
+    tools: tuple[str, ...]
+    limits: ExecutionLimits
+
+
+@dataclass(frozen=True)
+class ToolReply:
+    """A tool call's outcome as the program will see it: a JSON value or an error."""
+
+    ok: bool
+    value: Any = None
+    error_message: str = ""
+    error_name: str = "Error"
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How a program ended: ``result_json`` is the JSON text of its value (None for undefined)."""
+
+    ok: bool
+    result_json: str | None = None
+    error: CodeModeError | None = None
+
+
+class SandboxError(Exception):
+    """The sandbox failed around the program (crash, limit, protocol); ``name`` is the error name
+    the model sees."""
+
+    def __init__(self, name: str, message: str) -> None:
+        super().__init__(message)
+        self.name = name
+        self.message = message
+
+
+class ExecutionHost(Protocol):
+    """The host side of one execution, as a sandbox sees it."""
+
+    def start_call(
+        self, name: str, args_json: str | None, reply: Callable[[ToolReply], None]
+    ) -> None:
+        """Begin a tool call; ``reply`` is called exactly once unless the execution ends first."""
+
+    def log(self, text: str) -> None:
+        """Record one line of program output."""
+
+
+class Sandbox(abc.ABC):
+    """Where programs run. Implementations: ``DenoSandbox`` (isolated) and ``LocalSandbox``."""
+
+    @abc.abstractmethod
+    async def execute(self, job: Job, host: ExecutionHost) -> Outcome:
+        """Run ``job`` to completion. Raise ``SandboxError`` when the sandbox, not the program,
+        failed. Cancellation must end every process of the execution."""
+
+    async def aclose(self) -> None:  # noqa: B027 - optional hook
+        """Release processes and files held for future executions."""
+
+    async def __aenter__(self) -> Sandbox:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()

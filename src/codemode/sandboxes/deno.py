@@ -1,0 +1,600 @@
+"""DenoSandbox: programs run in a Deno worker with no permissions, in a process that holds
+almost nothing, behind a channel only the trusted runner can open.
+
+Each process runs one execution at a time, each in a fresh worker (a realm is never reused),
+and is kept warm for the next one: processes are started ahead of demand so an execution pays
+only for its program. Anything abnormal (timeout, crash, limit, protocol violation) kills the
+whole process group; the pool replaces it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import contextlib
+import json
+import os
+import shutil
+import signal
+import tempfile
+import weakref
+from collections import deque
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from .._result import CodeModeError
+from ._base import ExecutionHost, Job, Outcome, Sandbox, SandboxError, ToolReply
+
+__all__ = ["DenoSandbox"]
+
+RUNNER = Path(__file__).parent / "runner" / "runner.ts"
+_STDERR_TAIL = 8192
+_START_TIMEOUT = 20.0
+
+
+def deno_executable() -> str:
+    """The Deno binary shipped by the ``deno`` PyPI package (never one found on PATH)."""
+    import deno
+
+    return str(deno.find_deno_bin())
+
+
+@dataclass(frozen=True)
+class _ProcessConfig:
+    heap_mb: int
+    memory_mb: int
+    permissions: tuple[str, ...]  # extra flags; LocalSandbox grants everything
+    worker_permissions: str  # "none" for isolation; "inherit" for LocalSandbox
+    deno_dir: str
+
+
+# Every live sandbox process, so that interpreter exit leaves none behind.
+_LIVE: weakref.WeakSet[_DenoProcess] = weakref.WeakSet()
+
+
+@atexit.register
+def _kill_all() -> None:
+    for process in list(_LIVE):
+        process.kill()
+
+
+class _DenoProcess:
+    """One runner process and its socket; serves executions one at a time."""
+
+    def __init__(self, proc: asyncio.subprocess.Process, workdir: str) -> None:
+        self.proc = proc
+        self.workdir = workdir
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+        self.uses = 0
+        self.ready = False  # a fresh realm is waiting for the next job
+        self.over_memory = False
+        self.stderr_tail = b""
+        self._stderr_task: asyncio.Task[None] | None = None
+        self._killed = False
+        _LIVE.add(self)
+
+    @classmethod
+    async def start(cls, config: _ProcessConfig, limit: int) -> _DenoProcess:
+        workdir = tempfile.mkdtemp(prefix="codemode-")  # 0700: only we can reach the socket
+        socket_path = os.path.join(workdir, "host.sock")
+        loop = asyncio.get_running_loop()
+        connected: asyncio.Future[tuple[asyncio.StreamReader, asyncio.StreamWriter]]
+        connected = loop.create_future()
+
+        def on_connect(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            if connected.done():  # only the first connection is the runner's
+                writer.close()
+                return
+            connected.set_result((reader, writer))
+
+        server = await asyncio.start_unix_server(on_connect, path=socket_path, limit=limit)
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                deno_executable(),
+                "run",
+                *_deno_flags(config, socket_path),
+                str(RUNNER),
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.DEVNULL,
+                stderr=asyncio.subprocess.PIPE,
+                env=_environment(config, socket_path),
+                cwd=workdir,
+                start_new_session=True,  # its own process group, killed as one
+            )
+        except BaseException:
+            server.close()
+            shutil.rmtree(workdir, ignore_errors=True)
+            raise
+        self = cls(proc, workdir)
+        self._stderr_task = asyncio.create_task(self._drain_stderr())
+        try:
+            exited = asyncio.ensure_future(proc.wait())
+            done, _ = await asyncio.wait(
+                {connected, exited}, timeout=_START_TIMEOUT, return_when=asyncio.FIRST_COMPLETED
+            )
+            if connected not in done:
+                exited.cancel()
+                await self._stderr_settled()
+                raise SandboxError(
+                    "SandboxStartError",
+                    f"The Deno sandbox process did not start: {self.describe_exit()}",
+                )
+            exited.cancel()
+            self.reader, self.writer = connected.result()
+        except BaseException:
+            await asyncio.shield(self.aclose())  # reaped even when the start is cancelled
+            raise
+        finally:
+            server.close()
+            with contextlib.suppress(OSError):
+                os.unlink(socket_path)
+        return self
+
+    async def _drain_stderr(self) -> None:
+        stream = self.proc.stderr
+        assert stream is not None
+        while chunk := await stream.read(65536):
+            self.stderr_tail = (self.stderr_tail + chunk)[-_STDERR_TAIL:]
+
+    async def _stderr_settled(self) -> None:
+        if self._stderr_task is not None:
+            with contextlib.suppress(asyncio.TimeoutError, asyncio.CancelledError):
+                await asyncio.wait_for(asyncio.shield(self._stderr_task), 0.5)
+
+    async def wait_ready(self) -> None:
+        """Wait for the runner to report a fresh worker waiting for its job."""
+        if self.ready:
+            return
+        line = await self._read_line()
+        if line is None or json.loads(line).get("t") != "ready":
+            raise SandboxError(
+                "SandboxStartError", f"The sandbox runner did not get ready: {self.describe_exit()}"
+            )
+        self.ready = True
+
+    async def _read_line(self) -> bytes | None:
+        assert self.reader is not None
+        try:
+            line = await self.reader.readuntil(b"\n")
+        except asyncio.IncompleteReadError:
+            return None
+        except asyncio.LimitOverrunError:
+            raise SandboxError(
+                "ProtocolError", "The sandbox sent a message over the size limit"
+            ) from None
+        return line
+
+    @property
+    def alive(self) -> bool:
+        return not self._killed and self.proc.returncode is None
+
+    def kill(self) -> None:
+        """End the whole process group now (a worker can trap SIGTERM, so SIGKILL)."""
+        if self._killed:
+            return
+        self._killed = True
+        _LIVE.discard(self)
+        if self.proc.returncode is None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self.proc.pid, signal.SIGKILL)
+        if self.writer is not None:
+            with contextlib.suppress(RuntimeError):  # its loop may already be closed (at exit)
+                self.writer.close()
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+    async def aclose(self) -> None:
+        """Kill and reap, so no zombie or pipe outlives the process."""
+        self.kill()
+        with contextlib.suppress(ProcessLookupError):
+            await self.proc.wait()
+        if self._stderr_task is not None:
+            await self._stderr_settled()
+            self._stderr_task.cancel()
+
+    def describe_exit(self) -> str:
+        code = self.proc.returncode
+        if code is None:
+            how = "it is still running"
+        elif code < 0:
+            how = f"it was killed by signal {signal.Signals(-code).name}"
+        else:
+            how = f"it exited with code {code}"
+        tail = self.stderr_tail.decode("utf-8", "replace").strip()
+        return f"{how}" + (f"; it said: {tail[-1000:]}" if tail else "")
+
+    async def execute(self, job: Job, host: ExecutionHost, memory_mb: int) -> Outcome:
+        """Run one job; the caller kills the process if this raises or is cancelled."""
+        assert self.writer is not None
+        self.uses += 1
+        self.ready = False
+        writer = self.writer
+        limits = job.limits
+        message = {
+            "t": "run",
+            "source": job.source,
+            "lineOffset": job.line_offset,
+            "tools": list(job.tools),
+            "limits": {
+                "maxToolCalls": limits.max_tool_calls,
+                "maxConcurrentToolCalls": limits.max_concurrent_tool_calls,
+                "maxLogBytes": limits.max_log_bytes,
+                "maxResultBytes": limits.max_result_bytes,
+            },
+        }
+        writer.write(json.dumps(message).encode() + b"\n")
+        in_flight = 0
+        calls = 0
+
+        def reply_to(call_id: int) -> Any:
+            def reply(outcome: ToolReply) -> None:
+                nonlocal in_flight
+                in_flight -= 1
+                if writer.is_closing():
+                    return
+                if outcome.ok:
+                    msg: dict[str, Any] = {"t": "ret", "c": call_id, "ok": True, "v": outcome.value}
+                else:
+                    error = {"message": outcome.error_message, "name": outcome.error_name}
+                    msg = {"t": "ret", "c": call_id, "ok": False, "e": error}
+                writer.write(json.dumps(msg, separators=(",", ":")).encode() + b"\n")
+
+            return reply
+
+        watchdog = asyncio.create_task(self._watch_memory(memory_mb))
+        read_line = self._read_line
+        try:
+            while True:
+                line = await read_line()
+                if line is None:
+                    if self.over_memory:
+                        raise SandboxError(
+                            "MemoryLimitError",
+                            f"The program used more than the memory limit of {memory_mb} MB "
+                            "(including ArrayBuffers and WebAssembly); use less memory.",
+                        )
+                    raise await self._crash_error()
+                msg = json.loads(line)
+                kind = msg["t"]
+                if kind == "call":
+                    calls += 1
+                    in_flight += 1
+                    if (
+                        calls > limits.max_tool_calls
+                        or in_flight > limits.max_concurrent_tool_calls
+                    ):
+                        raise SandboxError(
+                            "ProtocolError", "The sandbox broke the tool-call limits it was given"
+                        )
+                    host.start_call(str(msg["n"]), msg.get("a"), reply_to(int(msg["c"])))
+                elif kind == "log":
+                    host.log(str(msg["m"]))
+                elif kind == "done":
+                    self.ready = msg.get("ready") is True
+                    return _outcome(msg)
+        finally:
+            watchdog.cancel()
+
+    async def _watch_memory(self, memory_mb: int) -> None:
+        """The heap flag does not bound ArrayBuffers or WebAssembly memory: watch the RSS."""
+        try:
+            process = psutil.Process(self.proc.pid)
+        except psutil.Error:
+            return
+        limit = memory_mb * 1024 * 1024
+        while True:
+            await asyncio.sleep(0.02)
+            try:
+                rss = process.memory_info().rss
+            except psutil.Error:
+                return
+            if rss > limit:
+                self.over_memory = True
+                self.kill()  # the reader sees the end of the stream and reports the limit
+                return
+
+    async def _crash_error(self) -> SandboxError:
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(self.proc.wait(), 1.0)
+        await self._stderr_settled()
+        tail = self.stderr_tail.decode("utf-8", "replace")
+        if "out of memory" in tail or "heap limit" in tail:
+            return SandboxError(
+                "MemoryLimitError",
+                "The program ran out of JavaScript heap (the V8 heap limit); use less memory.",
+            )
+        return SandboxError(
+            "SandboxCrashError",
+            f"The sandbox process ended during the program: {self.describe_exit()}",
+        )
+
+
+def _outcome(msg: dict[str, Any]) -> Outcome:
+    if msg.get("ok") is True:
+        r = msg.get("r")
+        return Outcome(ok=True, result_json=r if isinstance(r, str) else None)
+    e = msg.get("e") or {}
+    line = e.get("line")
+    return Outcome(
+        ok=False,
+        error=CodeModeError(
+            message=str(e.get("message", "The program failed")),
+            name=str(e.get("name", "Error")),
+            line=line if isinstance(line, int) else None,
+        ),
+    )
+
+
+def _deno_flags(config: _ProcessConfig, socket_path: str) -> list[str]:
+    return [
+        "--quiet",
+        "--no-prompt",
+        "--no-config",
+        "--no-lock",
+        "--no-remote",
+        "--no-npm",
+        "--cached-only",
+        "--unstable-worker-options",
+        f"--v8-flags=--max-old-space-size={config.heap_mb}",
+        # The runner's only capabilities: its socket, and the variable that names it.
+        f"--allow-net=unix:{socket_path}",
+        f"--allow-read={socket_path}",
+        f"--allow-write={socket_path}",
+        "--allow-env=CODEMODE_SOCKET,CODEMODE_WORKER_PERMISSIONS",
+        *config.permissions,
+    ]
+
+
+def _environment(config: _ProcessConfig, socket_path: str) -> dict[str, str]:
+    return {
+        "CODEMODE_SOCKET": socket_path,
+        "CODEMODE_WORKER_PERMISSIONS": config.worker_permissions,
+        "DENO_DIR": config.deno_dir,
+        "NO_COLOR": "1",
+        "DENO_NO_UPDATE_CHECK": "1",
+    }
+
+
+def _private_deno_dir() -> str:
+    """A DENO_DIR of our own. ``location_data`` is a file, so localStorage and the Cache API
+    (which need no permission and persist across runs) cannot be created at all."""
+    path = (
+        Path(tempfile.gettempdir()) / f"codemode-deno-{os.getuid() if hasattr(os, 'getuid') else 0}"
+    )
+    path.mkdir(mode=0o700, exist_ok=True)
+    blocker = path / "location_data"
+    if not blocker.is_file():
+        if blocker.is_dir():
+            shutil.rmtree(blocker)
+        blocker.write_bytes(b"")
+    return str(path)
+
+
+class _Pool:
+    """Processes for one event loop. Ready ones wait in ``idle``; at most ``max_processes``
+    exist at once; ``prestart`` spares are kept starting in the background. Asyncio
+    subprocesses belong to the loop that made them, hence one pool per loop."""
+
+    def __init__(self, sandbox: DenoSandbox) -> None:
+        self.sandbox = sandbox
+        self.idle: deque[_DenoProcess] = deque()
+        self.live: set[_DenoProcess] = set()  # every process of this pool, in any state
+        self.starting = 0
+        self.changed = asyncio.Event()  # set whenever a process becomes idle or goes away
+        self.tasks: set[asyncio.Task[None]] = set()  # starts and recycles, cancelled on close
+        self.closing: set[asyncio.Future[None]] = set()  # reaping, awaited on close
+        self.closed = False
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.ensure_future(coro)
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    def _room(self) -> bool:
+        return len(self.live) + self.starting < self.sandbox.max_processes
+
+    async def _start(self) -> _DenoProcess:
+        """Start a process; the caller has counted it in ``starting`` already."""
+        try:
+            config = self.sandbox._process_config()
+            process = await _DenoProcess.start(config, self.sandbox._message_limit)
+        finally:
+            self.starting -= 1
+        self.live.add(process)
+        try:
+            await process.wait_ready()
+        except BaseException:
+            self._discard(process)
+            raise
+        return process
+
+    async def _start_spare(self) -> None:
+        try:
+            process = await self._start()
+        except Exception:
+            return  # an execution that needs a process starts one itself and reports the error
+        self._make_idle(process)
+
+    def _make_idle(self, process: _DenoProcess) -> None:
+        if self.closed or len(self.idle) >= self.sandbox.max_idle or not process.alive:
+            self._discard(process)
+        else:
+            self.idle.append(process)
+            self._notify()
+
+    def _discard(self, process: _DenoProcess) -> None:
+        self.live.discard(process)
+        process.kill()
+        closing = asyncio.ensure_future(process.aclose())
+        self.closing.add(closing)
+        closing.add_done_callback(self.closing.discard)
+        self._notify()
+
+    def _notify(self) -> None:
+        self.changed.set()
+        self.changed = asyncio.Event()
+
+    def refill(self) -> None:
+        while (
+            not self.closed
+            and len(self.idle) + self.starting < self.sandbox.prestart
+            and self._room()
+        ):
+            self.starting += 1
+            self._spawn(self._start_spare())
+
+    async def acquire(self) -> _DenoProcess:
+        while True:
+            while self.idle:
+                process = self.idle.popleft()
+                if process.alive:
+                    self.refill()
+                    return process
+                self._discard(process)
+            if self._room():
+                self.starting += 1
+                process = await self._start()
+                self.refill()
+                return process
+            await self.changed.wait()  # every process is busy: wait for one to come back
+
+    def release(self, process: _DenoProcess, reusable: bool) -> None:
+        if not (reusable and process.alive and process.uses < self.sandbox.max_uses):
+            self._discard(process)
+        elif process.ready:
+            self._make_idle(process)
+        else:
+            self._spawn(self._recycle(process))
+        self.refill()
+
+    async def _recycle(self, process: _DenoProcess) -> None:
+        try:
+            await asyncio.wait_for(process.wait_ready(), _START_TIMEOUT)
+        except BaseException as exc:
+            self._discard(process)
+            if not isinstance(exc, Exception):
+                raise
+            return
+        self._make_idle(process)
+
+    async def aclose(self) -> None:
+        self.closed = True
+        for task in list(self.tasks):
+            task.cancel()
+        processes = list(self.live)
+        self.live.clear()
+        self.idle.clear()
+        await asyncio.gather(*(p.aclose() for p in processes), return_exceptions=True)
+        await asyncio.gather(*self.tasks, *self.closing, return_exceptions=True)
+        self._notify()
+
+
+class DenoSandbox(Sandbox):
+    """The sandbox we recommend: Deno with every permission denied.
+
+    The program runs in a permission-less worker (its own realm) inside a process that may only
+    reach one unix socket, with an empty environment, no remote or npm imports, a V8 heap limit,
+    an RSS watchdog and its own process group. Processes are started ahead of demand (``prestart``)
+    and serve up to ``max_uses`` executions each, every one in a fresh realm.
+    """
+
+    def __init__(
+        self,
+        *,
+        heap_mb: int = 256,
+        memory_mb: int = 512,
+        prestart: int = 2,
+        max_idle: int = 4,
+        max_processes: int = 16,
+        max_uses: int = 100,
+    ) -> None:
+        if heap_mb < 16:
+            raise ValueError(f"heap_mb must be at least 16, got {heap_mb}")
+        if memory_mb < heap_mb:
+            raise ValueError(f"memory_mb ({memory_mb}) must be at least heap_mb ({heap_mb})")
+        if prestart < 0 or max_idle < 0 or max_uses < 1 or max_processes < 1:
+            raise ValueError("prestart and max_idle must be >= 0, max_uses and max_processes >= 1")
+        if prestart > max_processes:
+            raise ValueError(f"prestart ({prestart}) cannot exceed max_processes ({max_processes})")
+        self.heap_mb = heap_mb
+        self.memory_mb = memory_mb
+        self.prestart = prestart
+        self.max_idle = max(max_idle, prestart)
+        self.max_processes = max_processes
+        self.max_uses = max_uses
+        self._message_limit = 64 * 1024 * 1024
+        self._pools: dict[asyncio.AbstractEventLoop, _Pool] = {}
+        self._deno_dir: str | None = None
+
+    def __repr__(self) -> str:
+        return f"DenoSandbox(heap_mb={self.heap_mb}, memory_mb={self.memory_mb}, prestart={self.prestart})"
+
+    # Subclasses (LocalSandbox) change what the process and the worker may do.
+    _permissions: tuple[str, ...] = ()
+    _worker_permissions = "none"
+
+    def _process_config(self) -> _ProcessConfig:
+        if self._deno_dir is None:
+            self._deno_dir = _private_deno_dir()
+        return _ProcessConfig(
+            heap_mb=self.heap_mb,
+            memory_mb=self.memory_mb,
+            permissions=self._permissions,
+            worker_permissions=self._worker_permissions,
+            deno_dir=self._deno_dir,
+        )
+
+    def _pool(self) -> _Pool:
+        loop = asyncio.get_running_loop()
+        pool = self._pools.get(loop)
+        if pool is None:
+            for other in [lp for lp in self._pools if lp.is_closed()]:
+                del self._pools[other]
+            pool = self._pools[loop] = _Pool(self)
+        return pool
+
+    async def start(self) -> None:
+        """Start ``prestart`` processes now instead of at the first execution."""
+        pool = self._pool()
+        pool.refill()
+        await asyncio.gather(*pool.tasks, return_exceptions=True)
+
+    async def __aenter__(self) -> DenoSandbox:
+        await self.start()
+        return self
+
+    async def execute(self, job: Job, host: ExecutionHost) -> Outcome:
+        pool = self._pool()
+        process = await pool.acquire()
+        reusable = False
+        try:
+            outcome = await process.execute(job, host, self.memory_mb)
+            reusable = True
+            return outcome
+        except (SandboxError, json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+            if isinstance(exc, SandboxError):
+                raise
+            raise SandboxError(
+                "ProtocolError", f"The sandbox sent a malformed message: {exc}"
+            ) from None
+        finally:
+            pool.release(process, reusable)
+            if not reusable:
+                # Reap it before returning, even when cancelled: nothing of an execution
+                # outlives it. (A second cancellation leaves the reaping to the pool's task.)
+                await asyncio.shield(process.aclose())
+
+    async def aclose(self) -> None:
+        """Kill every process this sandbox started, on the running loop."""
+        pools = list(self._pools.items())
+        self._pools.clear()
+        loop = asyncio.get_running_loop()
+        for pool_loop, pool in pools:
+            if pool_loop is loop:
+                await pool.aclose()
+            else:
+                for process in pool.live:
+                    process.kill()

@@ -1,0 +1,482 @@
+// The trusted half of a codemode sandbox process.
+//
+// This module is the process's main module. It alone holds the channel to the host (a unix
+// socket only it may open). Each program runs in a fresh Worker created with no permissions,
+// a separate JavaScript realm: nothing the program does can reach this realm's built-ins, the
+// socket, or the host's replies for other executions. Everything the worker sends is untrusted
+// data, checked here before it crosses to the host.
+//
+// Host -> runner lines (JSON):  run {source, lineOffset, tools, limits} | ret {c, ok, v | e}
+// Runner -> host lines (JSON):  ready | call {c, n, a?} | log {m} | done {ok, r? | e}
+
+type Json = string | number | boolean | null | Json[] | { [key: string]: Json };
+
+interface Limits {
+  maxToolCalls: number;
+  maxConcurrentToolCalls: number;
+  maxLogBytes: number;
+  maxResultBytes: number;
+}
+
+interface RunMessage {
+  t: "run";
+  source: string;
+  lineOffset: number;
+  tools: string[];
+  limits: Limits;
+}
+
+interface ErrorInfo {
+  message: string;
+  name: string;
+  line?: number;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The worker bootstrap. Serialised with Function.prototype.toString and started from a blob:
+// URL, so it needs no read permission. It runs in the untrusted realm, before the program, and
+// can only talk to the runner by postMessage. It must be plain JavaScript once types are
+// stripped and must not refer to anything outside its own body.
+// ---------------------------------------------------------------------------------------------
+function workerMain(): void {
+  const post = self.postMessage.bind(self);
+  const stringify = JSON.stringify;
+  const pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: unknown) => void; site: Error }>();
+  let seq = 0;
+  let logBytes = 0;
+  let maxLogBytes = 0;
+  let programUrl = "";
+  let lineOffset = 0;
+  let lineCount = 0;
+  let finished = false;
+
+  // The line in the model's program for the first stack frame inside it.
+  function programLine(stack: unknown): number | undefined {
+    if (typeof stack !== "string" || programUrl === "") return undefined;
+    for (const frame of stack.split("\n")) {
+      const at = frame.indexOf(programUrl + ":");
+      if (at < 0) continue;
+      const m = /^:(\d+):\d+/.exec(frame.slice(at + programUrl.length));
+      if (!m) continue;
+      const line = Number(m[1]) - lineOffset;
+      if (line >= 1 && line <= lineCount) return line;
+    }
+    return undefined;
+  }
+
+  // A JSON text for a value, or a TypeError that names what is not JSON and where.
+  function toJson(value: unknown, what: string): string | undefined {
+    const stack: unknown[] = [];
+    const check = (v: unknown, path: string): void => {
+      const kind = typeof v;
+      if (kind === "bigint") {
+        throw new TypeError(`${what} is not JSON: BigInt at ${path} (convert it with Number() or String())`);
+      }
+      if (kind === "function" || kind === "symbol") {
+        if (stack.length === 0 || Array.isArray(stack[stack.length - 1])) {
+          throw new TypeError(`${what} is not JSON: ${kind} at ${path}`);
+        }
+        return; // dropped from objects, as JSON.stringify does with methods
+      }
+      if (kind !== "object" || v === null) return;
+      const obj = v as { toJSON?: () => unknown };
+      if (typeof obj.toJSON === "function") return check(obj.toJSON(), path);
+      if (stack.includes(v)) throw new TypeError(`${what} is not JSON: circular reference at ${path}`);
+      if (v instanceof Map) {
+        throw new TypeError(`${what} is not JSON: Map at ${path} (convert it with Object.fromEntries())`);
+      }
+      if (v instanceof Set) throw new TypeError(`${what} is not JSON: Set at ${path} (convert it with Array.from())`);
+      stack.push(v);
+      if (Array.isArray(v)) v.forEach((item, i) => check(item, `${path}[${i}]`));
+      else for (const key of Object.keys(v)) check((v as Record<string, unknown>)[key], `${path}.${key}`);
+      stack.pop();
+    };
+    check(value, what);
+    return value === undefined ? undefined : stringify(value);
+  }
+
+  function errorInfo(err: unknown): { message: string; name: string; line?: number } {
+    if (err instanceof Error || (typeof err === "object" && err !== null && "message" in err)) {
+      const e = err as Error;
+      const info: { message: string; name: string; line?: number } = {
+        message: String(e.message),
+        name: typeof e.name === "string" && e.name ? e.name : "Error",
+      };
+      const line = programLine(e.stack);
+      if (line !== undefined) info.line = line;
+      return info;
+    }
+    let text: string;
+    try {
+      text = typeof err === "string" ? err : String(stringify(err));
+    } catch {
+      text = String(err);
+    }
+    return { message: `Uncaught ${text} (a non-Error value was thrown)`, name: "Error" };
+  }
+
+  function finish(msg: { ok: boolean; r?: string; e?: ErrorInfo }): void {
+    if (finished) return;
+    finished = true;
+    post({ t: "done", ...msg });
+  }
+
+  function render(value: unknown): string {
+    if (typeof value === "string") return value;
+    if (value instanceof Error) return `${value.name}: ${value.message}`;
+    if (value === undefined) return "undefined";
+    if (typeof value === "bigint") return `${value}n`;
+    if (typeof value === "function") return `[Function ${value.name || "anonymous"}]`;
+    const seen: unknown[] = [];
+    try {
+      return stringify(value, (_k, v) => {
+        if (typeof v === "bigint") return `${v}n`;
+        if (typeof v === "object" && v !== null) {
+          if (seen.includes(v)) return "[Circular]";
+          seen.push(v);
+        }
+        return v;
+      }) ?? String(value);
+    } catch {
+      return String(value);
+    }
+  }
+
+  function log(prefix: string, args: unknown[]): void {
+    if (finished || logBytes > maxLogBytes) return;
+    const text = prefix + args.map(render).join(" ");
+    logBytes += text.length + 1; // counted here too, so a flood never fills the runner's queue
+    post({ t: "log", m: text });
+  }
+
+  function installConsole(): void {
+    const quiet = () => {};
+    const c = globalThis.console as unknown as Record<string, unknown>;
+    for (const key of Object.keys(c)) if (typeof c[key] === "function") c[key] = quiet;
+    c.log = (...a: unknown[]) => log("", a);
+    c.info = (...a: unknown[]) => log("", a);
+    c.debug = (...a: unknown[]) => log("", a);
+    c.dir = (v: unknown) => log("", [v]);
+    c.table = (v: unknown) => log("", [v]);
+    c.trace = (...a: unknown[]) => log("", a);
+    c.warn = (...a: unknown[]) => log("[warn] ", a);
+    c.error = (...a: unknown[]) => log("[error] ", a);
+    c.assert = (cond: unknown, ...a: unknown[]) => {
+      if (!cond) log("[error] Assertion failed: ", a);
+    };
+  }
+
+  function callTool(name: string, input: unknown): Promise<unknown> {
+    const site = new Error(); // its stack points at the program's line that made the call
+    let args: string | undefined;
+    try {
+      args = toJson(input, `input of external_${name}`);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    const c = ++seq;
+    return new Promise((resolve, reject) => {
+      pending.set(c, { resolve, reject, site });
+      post(args === undefined ? { t: "call", c, n: name } : { t: "call", c, n: name, a: args });
+    });
+  }
+
+  function settle(msg: { c: number; ok: boolean; v?: unknown; e?: ErrorInfo }): void {
+    const call = pending.get(msg.c);
+    if (!call) return;
+    pending.delete(msg.c);
+    if (msg.ok) {
+      call.resolve(msg.v); // already parsed by the runner; a structured clone of JSON data
+      return;
+    }
+    const info = msg.e ?? { message: "tool call failed", name: "Error" };
+    const err = new Error(info.message);
+    err.name = info.name;
+    const frames = String(call.site.stack).split("\n").slice(2).join("\n");
+    err.stack = `${info.name}: ${info.message}\n${frames}`;
+    call.reject(err);
+  }
+
+  async function run(msg: RunMessage): Promise<void> {
+    maxLogBytes = msg.limits.maxLogBytes;
+    lineOffset = msg.lineOffset;
+    lineCount = msg.source.split("\n").length - lineOffset;
+    installConsole();
+    for (const name of msg.tools) {
+      Object.defineProperty(globalThis, `external_${name}`, {
+        value: (input: unknown) => callTool(name, input),
+        enumerable: false,
+      });
+    }
+    programUrl = URL.createObjectURL(new Blob([msg.source], { type: "application/typescript" }));
+    let main: () => Promise<unknown>;
+    try {
+      main = (await import(programUrl)).default;
+    } catch (err) {
+      return finish({ ok: false, e: syntaxErrorInfo(err) });
+    }
+    try {
+      const value = await main();
+      const r = toJson(value, "result");
+      if (r !== undefined && r.length > msg.limits.maxResultBytes) {
+        return finish({
+          ok: false,
+          e: {
+            name: "ResultTooLargeError",
+            message: `The result is ${r.length} bytes of JSON, over the limit of ${msg.limits.maxResultBytes}; return a smaller value (filter, aggregate or paginate).`,
+          },
+        });
+      }
+      finish(r === undefined ? { ok: true } : { ok: true, r });
+    } catch (err) {
+      finish({ ok: false, e: errorInfo(err) });
+    }
+  }
+
+  // Deno reports a syntax error in a module as a TypeError wrapping a SyntaxError, with a code
+  // frame and the position as `at blob:...:LINE:COL`.
+  function syntaxErrorInfo(err: unknown): ErrorInfo {
+    const text = String((err as Error)?.message ?? err);
+    const match = /^(?:TypeError: )?SyntaxError: ([^\n]*)/.exec(text);
+    if (!match) return errorInfo(err);
+    const info: ErrorInfo = { message: match[1], name: "SyntaxError" };
+    const line = programLine(text);
+    if (line !== undefined) info.line = line;
+    return info;
+  }
+
+  self.addEventListener("unhandledrejection", (event) => {
+    event.preventDefault();
+    finish({ ok: false, e: errorInfo(event.reason) });
+  });
+  self.addEventListener("error", (event) => {
+    event.preventDefault();
+    finish({ ok: false, e: errorInfo(event.error ?? event.message) });
+  });
+  self.onmessage = (event: MessageEvent) => {
+    const msg = event.data;
+    if (msg.t === "run") run(msg);
+    else if (msg.t === "ret") settle(msg);
+  };
+  post({ t: "boot" });
+}
+
+// ---------------------------------------------------------------------------------------------
+// The runner: owns the socket, one worker at a time, and the limits.
+// ---------------------------------------------------------------------------------------------
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+const conn = await Deno.connect({ transport: "unix", path: Deno.env.get("CODEMODE_SOCKET")! });
+const writer = conn.writable.getWriter();
+// LocalSandbox asks for "inherit" (host privileges); DenoSandbox for "none".
+const workerPermissions = Deno.env.get("CODEMODE_WORKER_PERMISSIONS") === "inherit" ? "inherit" : "none";
+const workerSource = URL.createObjectURL(
+  new Blob([`(${workerMain.toString()})();`], { type: "application/javascript" }),
+);
+
+// Lines are batched per task tick: a burst of tool calls costs one write.
+let outbox: string[] = [];
+function send(message: Record<string, Json | undefined>): void {
+  if (outbox.length === 0) queueMicrotask(flush);
+  outbox.push(JSON.stringify(message));
+}
+function flush(): void {
+  const text = outbox.join("\n") + "\n";
+  outbox = [];
+  writer.write(encoder.encode(text)).catch(() => Deno.exit(70));
+}
+
+interface Execution {
+  tools: Set<string>;
+  limits: Limits;
+  calls: number;
+  inFlight: number;
+  queued: Array<Record<string, Json | undefined>>;
+  workerIds: Map<number, number>; // host call id -> the worker's own id
+  logBytes: number;
+  logsClosed: boolean;
+  done: boolean;
+}
+
+// The worker running the current program, and a spare one booting or booted for the next, so
+// a job never waits for a realm to be created.
+let worker: Worker | null = null;
+let spare: Worker;
+let spareBooted = false;
+let execution: Execution | null = null;
+let nextCallId = 0;
+
+function startSpare(): void {
+  spareBooted = false;
+  const w = new Worker(workerSource, {
+    type: "module",
+    name: "program",
+    deno: { permissions: workerPermissions },
+  } as WorkerOptions);
+  w.onmessage = (event: MessageEvent) => {
+    if (w !== spare || spareBooted || !isRecord(event.data) || event.data.t !== "boot") return;
+    spareBooted = true;
+    if (execution === null) send({ t: "ready" });
+  };
+  w.onerror = (event: ErrorEvent) => event.preventDefault();
+  spare = w;
+}
+
+function useSpare(): Worker {
+  const w = spare;
+  w.onmessage = (event: MessageEvent) => onWorkerMessage(event.data);
+  w.onerror = (event: ErrorEvent) => {
+    event.preventDefault(); // never let the program's error end this realm
+    end({ ok: false, e: { name: "Error", message: String(event.message) } });
+  };
+  w.onmessageerror = () => {};
+  startSpare();
+  return w;
+}
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null;
+}
+
+function onWorkerMessage(msg: unknown): void {
+  if (!isRecord(msg)) return;
+  const ex = execution;
+  if (ex === null || ex.done) return;
+  switch (msg.t) {
+    case "call":
+      return onCall(ex, msg);
+    case "log":
+      if (typeof msg.m === "string") onLog(ex, msg.m);
+      return;
+    case "done":
+      return onDone(ex, msg);
+  }
+}
+
+function onCall(ex: Execution, msg: Record<string, unknown>): void {
+  const workerId = msg.c;
+  if (typeof workerId !== "number") return;
+  const name = msg.n;
+  if (typeof name !== "string" || !ex.tools.has(name)) {
+    worker?.postMessage({
+      t: "ret",
+      c: workerId,
+      ok: false,
+      e: { name: "ReferenceError", message: `external_${String(name)} is not defined` },
+    });
+    return;
+  }
+  if (msg.a !== undefined && (typeof msg.a !== "string" || msg.a.length > ex.limits.maxResultBytes)) {
+    const message = typeof msg.a === "string"
+      ? `The input of external_${name} is ${msg.a.length} bytes, over the limit of ${ex.limits.maxResultBytes}.`
+      : `The input of external_${name} is not JSON.`;
+    worker?.postMessage({ t: "ret", c: workerId, ok: false, e: { name: "TypeError", message } });
+    return;
+  }
+  ex.calls += 1;
+  if (ex.calls > ex.limits.maxToolCalls) {
+    end({
+      ok: false,
+      e: {
+        name: "ToolCallLimitError",
+        message: `The program made more than ${ex.limits.maxToolCalls} tool calls (the limit per execution); batch work into fewer calls.`,
+      },
+    });
+    return;
+  }
+  const c = ++nextCallId;
+  ex.workerIds.set(c, workerId);
+  const call: Record<string, Json | undefined> = { t: "call", c, n: name, a: msg.a as string | undefined };
+  if (ex.inFlight < ex.limits.maxConcurrentToolCalls) {
+    ex.inFlight += 1;
+    send(call);
+  } else {
+    ex.queued.push(call); // bounded by maxToolCalls
+  }
+}
+
+function onLog(ex: Execution, text: string): void {
+  if (ex.logsClosed) return;
+  ex.logBytes += encoder.encode(text).length + 1;
+  if (ex.logBytes > ex.limits.maxLogBytes) {
+    ex.logsClosed = true;
+    send({ t: "log", m: `[logs truncated: over the limit of ${ex.limits.maxLogBytes} bytes]` });
+    return;
+  }
+  send({ t: "log", m: text });
+}
+
+function onDone(ex: Execution, msg: Record<string, unknown>): void {
+  if (msg.ok === true) {
+    if (msg.r !== undefined && typeof msg.r !== "string") return;
+    if (typeof msg.r === "string" && msg.r.length > ex.limits.maxResultBytes) {
+      return end({
+        ok: false,
+        e: { name: "ResultTooLargeError", message: `The result is over the limit of ${ex.limits.maxResultBytes} bytes.` },
+      });
+    }
+    return end({ ok: true, r: msg.r as string | undefined });
+  }
+  const e = isRecord(msg.e) ? msg.e : {};
+  const error: Record<string, Json> = {
+    message: typeof e.message === "string" ? e.message : "The program failed",
+    name: typeof e.name === "string" ? e.name : "Error",
+  };
+  if (typeof e.line === "number" && Number.isInteger(e.line)) error.line = e.line;
+  end({ ok: false, e: error });
+}
+
+// Ends the execution: discard its realm and report; `ready` says the next realm is waiting.
+function end(result: { ok: boolean; r?: string; e?: Record<string, Json> }): void {
+  const ex = execution;
+  if (ex === null || ex.done) return;
+  ex.done = true;
+  if (worker !== null) {
+    worker.onmessage = null;
+    worker.terminate();
+    worker = null;
+  }
+  execution = null;
+  send({ t: "done", ...result, ready: spareBooted });
+}
+
+function onHostMessage(msg: Record<string, unknown>): void {
+  if (msg.t === "ret") {
+    const ex = execution;
+    const workerId = ex?.workerIds.get(msg.c as number);
+    if (ex === null || workerId === undefined) return;
+    ex.workerIds.delete(msg.c as number);
+    const next = ex.queued.shift();
+    if (next !== undefined) send(next);
+    else ex.inFlight -= 1;
+    worker?.postMessage({ t: "ret", c: workerId, ok: msg.ok, v: msg.v, e: msg.e });
+  } else if (msg.t === "run") {
+    const run = msg as unknown as RunMessage;
+    if (execution !== null || !spareBooted) Deno.exit(71); // the host never does this
+    execution = {
+      tools: new Set(run.tools),
+      limits: run.limits,
+      calls: 0,
+      inFlight: 0,
+      queued: [],
+      workerIds: new Map(),
+      logBytes: 0,
+      logsClosed: false,
+      done: false,
+    };
+    worker = useSpare();
+    worker.postMessage(run);
+  }
+}
+
+startSpare();
+
+// Read newline-delimited JSON from the host until it hangs up; then there is nothing to serve.
+let buffered = "";
+for await (const chunk of conn.readable) {
+  buffered += decoder.decode(chunk, { stream: true });
+  const lines = buffered.split("\n");
+  buffered = lines.pop()!;
+  for (const line of lines) if (line) onHostMessage(JSON.parse(line));
+}
+Deno.exit(0);

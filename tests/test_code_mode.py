@@ -1,0 +1,583 @@
+"""The spec's behaviour, end to end through the real Deno sandbox."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import psutil
+import pytest
+from pydantic import BaseModel
+
+from codemode import (
+    CodeModeToolResult,
+    DenoSandbox,
+    ToolCall,
+    ToolContext,
+    create_code_mode,
+    create_tool,
+    tool,
+)
+
+
+@pytest.fixture
+async def sandbox() -> AsyncIterator[DenoSandbox]:
+    async with DenoSandbox() as box:
+        yield box
+
+
+async def run(code: str, sandbox: DenoSandbox, tools: Any = (), **options: Any) -> dict[str, Any]:
+    code_tool = create_code_mode(tools=list(tools), sandbox=sandbox, **options).tool
+    result = await code_tool.execute({"code": code})
+    assert isinstance(result, CodeModeToolResult)
+    return result.model_dump(exclude_none=True)
+
+
+# -- 1. the spec's quickstart ---------------------------------------------------------------
+
+
+class Product(BaseModel):
+    id: str
+    name: str
+    totalSales: float  # noqa: N815
+
+
+class TopProducts(BaseModel):
+    products: list[Product]
+
+
+class LimitInput(BaseModel):
+    limit: int
+
+
+class RatingsInput(BaseModel):
+    productId: str  # noqa: N815
+
+
+class Score(BaseModel):
+    score: float
+
+
+class Ratings(BaseModel):
+    ratings: list[Score]
+
+
+SCORES = {"a": [5, 4], "b": [3, 3, 4], "c": [1], "d": [5, 5, 5, 4], "e": [2, 3], "f": [4]}
+QUICKSTART = """\
+const top = await external_getTopProducts({ limit: 5 })
+const ratings = await Promise.all(
+  top.products.map(p => external_getProductRatings({ productId: p.id })),
+)
+return top.products.map((product, i) => {
+  const scores = ratings[i].ratings.map(r => r.score)
+  const avg = scores.reduce((sum, s) => sum + s, 0) / scores.length
+  return { name: product.name, sales: product.totalSales, averageRating: Math.round(avg * 100) / 100 }
+})
+"""
+
+
+def quickstart_tools(delay: float) -> dict[str, Any]:
+    async def top(input: LimitInput) -> TopProducts:
+        products = [Product(id=k, name=k.upper(), totalSales=100 - i) for i, k in enumerate(SCORES)]
+        return TopProducts(products=products[: input.limit])
+
+    async def ratings(input: RatingsInput) -> Ratings:
+        await asyncio.sleep(delay)
+        return Ratings(ratings=[Score(score=s) for s in SCORES[input.productId]])
+
+    return {
+        "getTopProducts": create_tool(
+            id="getTopProducts",
+            description="Get top selling products",
+            input_schema=LimitInput,
+            output_schema=TopProducts,
+            execute=top,
+        ),
+        "getProductRatings": create_tool(
+            id="getProductRatings",
+            description="Get ratings for a product",
+            input_schema=RatingsInput,
+            output_schema=Ratings,
+            execute=ratings,
+        ),
+    }
+
+
+async def test_quickstart_runs_rating_calls_concurrently(sandbox: DenoSandbox) -> None:
+    code_tool, instructions = create_code_mode(tools=quickstart_tools(0.2), sandbox=sandbox)
+    assert "declare function external_getTopProducts" in instructions
+    started = time.perf_counter()
+    result = await code_tool.execute({"code": QUICKSTART})
+    elapsed = time.perf_counter() - started
+    assert result.model_dump(exclude_none=True) == {
+        "success": True,
+        "result": [
+            {"name": "A", "sales": 100, "averageRating": 4.5},
+            {"name": "B", "sales": 99, "averageRating": 3.33},
+            {"name": "C", "sales": 98, "averageRating": 1},
+            {"name": "D", "sales": 97, "averageRating": 4.75},
+            {"name": "E", "sales": 96, "averageRating": 2.5},
+        ],
+        "logs": [],
+    }
+    assert elapsed < 0.6, f"five 200 ms calls took {elapsed:.3f} s: they did not run concurrently"
+
+
+# -- 2. program shape and TypeScript --------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("code", "expected"),
+    [
+        ("return 1 + 1", 2),
+        ("const x = await Promise.resolve(20)\nreturn x + 1", 21),
+        (
+            "interface P { a: number }\n"
+            "enum Color { Red = 'red', Blue = 'blue' }\n"
+            "type Pair<T> = [T, T]\n"
+            "function first<T>(xs: T[]): T { return xs[0] }\n"
+            "const p: P = { a: 2 } satisfies P\n"
+            "const pair: Pair<number> = [p.a, 3]\n"
+            "const n = (first(pair) as number) * 10\n"
+            "class Box { constructor(private readonly v: number) {} get(): number { return this.v } }\n"
+            "return { n, color: Color.Blue, boxed: new Box(n).get() }",
+            {"n": 20, "color": "blue", "boxed": 20},
+        ),
+        ("```typescript\nreturn 'fenced'\n```", "fenced"),
+        ("```\nreturn 'bare fence'\n```\n", "bare fence"),
+        ("async () => {\n  const v = await Promise.resolve(7)\n  return v * 6\n}", 42),
+        ("(async () => {\n  return 'iife'\n})()", "iife"),
+    ],
+    ids=["return", "await", "typescript", "fence", "bare-fence", "arrow", "invoked-arrow"],
+)
+async def test_program_shapes(sandbox: DenoSandbox, code: str, expected: Any) -> None:
+    assert await run(code, sandbox) == {"success": True, "result": expected, "logs": []}
+
+
+async def test_line_numbers_follow_the_submitted_string_through_a_fence(
+    sandbox: DenoSandbox,
+) -> None:
+    result = await run("```ts\nconst a = 1\nthrow new Error('here')\n```", sandbox)
+    assert result["error"] == {"message": "here", "name": "Error", "line": 3}
+
+
+# -- 3. logs --------------------------------------------------------------------------------
+
+
+async def test_console_methods_are_captured_in_order(sandbox: DenoSandbox) -> None:
+    code = (
+        "console.log('a', 1, {b: [2]})\n"
+        "console.info('info')\n"
+        "console.warn('careful')\n"
+        "console.error(new Error('bad'))\n"
+        "console.debug(null, undefined, true)\n"
+        "return 'ok'"
+    )
+    assert await run(code, sandbox) == {
+        "success": True,
+        "result": "ok",
+        "logs": ['a 1 {"b":[2]}', "info", "[warn] careful", "[error] Error: bad", "null undefined true"],
+    }
+
+
+async def test_logs_survive_errors_and_timeouts(sandbox: DenoSandbox) -> None:
+    failed = await run("console.log('before')\nthrow new Error('x')", sandbox)
+    assert failed["logs"] == ["before"]
+    timed_out = await run("console.log('spinning')\nwhile (true) {}", sandbox, timeout=500)
+    assert timed_out["logs"] == ["spinning"]
+    assert timed_out["error"]["name"] == "TimeoutError"
+
+
+# -- 4. errors ------------------------------------------------------------------------------
+
+
+async def test_uncaught_error_reports_message_name_and_line(sandbox: DenoSandbox) -> None:
+    code = "const a = 1\nconst b = 2\nthrow new RangeError(`too big: ${a + b}`)"
+    assert await run(code, sandbox) == {
+        "success": False,
+        "logs": [],
+        "error": {"message": "too big: 3", "name": "RangeError", "line": 3},
+    }
+
+
+async def test_error_thrown_in_a_nested_function_reports_the_throwing_line(
+    sandbox: DenoSandbox,
+) -> None:
+    code = "function check(n: number) {\n  if (n > 1) throw new Error('n > 1')\n}\ncheck(2)"
+    result = await run(code, sandbox)
+    assert result["error"] == {"message": "n > 1", "name": "Error", "line": 2}
+
+
+async def test_runtime_type_error_has_a_line(sandbox: DenoSandbox) -> None:
+    result = await run("const o: any = null\n\nreturn o.field", sandbox)
+    assert result["error"]["name"] == "TypeError"
+    assert result["error"]["line"] == 3
+    assert "null" in result["error"]["message"]
+
+
+async def test_syntax_error_carries_its_line(sandbox: DenoSandbox) -> None:
+    result = await run("const a = 1\nconst b = [1, 2\nreturn a", sandbox)
+    assert result["success"] is False
+    assert result["error"]["name"] == "SyntaxError"
+    assert result["error"]["line"] == 3
+    assert result["error"]["message"] == "Expected ',', got 'return'"
+
+
+async def test_throwing_a_string_is_reported_with_its_text(sandbox: DenoSandbox) -> None:
+    result = await run("throw 'plain string'", sandbox)
+    assert result["error"] == {
+        "message": "Uncaught plain string (a non-Error value was thrown)",
+        "name": "Error",
+    }
+
+
+async def test_throwing_an_object_is_reported_as_json(sandbox: DenoSandbox) -> None:
+    result = await run("throw { code: 42 }", sandbox)
+    assert result["error"]["message"] == 'Uncaught {"code":42} (a non-Error value was thrown)'
+
+
+# -- 5. tool calls are validated and errors are catchable --------------------------------------
+
+
+class AddInput(BaseModel):
+    a: int
+    b: int
+
+
+def adder(output: Any = int) -> Any:
+    def add(input: AddInput) -> Any:
+        return input.a + input.b
+
+    return create_tool(
+        id="add", description="Add", input_schema=AddInput, output_schema=output, execute=add
+    )
+
+
+async def test_input_validation_failure_is_a_catchable_validation_error(
+    sandbox: DenoSandbox,
+) -> None:
+    code = (
+        "try {\n"
+        "  await external_add({ a: 'one' })\n"
+        "} catch (e) {\n"
+        "  return { name: e.name, message: e.message, isError: e instanceof Error }\n"
+        "}"
+    )
+    result = await run(code, sandbox, [adder()])
+    assert result["result"] == {
+        "name": "ValidationError",
+        "message": "Tool input validation failed for add:\n"
+        "- a: Input should be a valid integer, unable to parse string as an integer\n"
+        "- b: Field required",
+        "isError": True,
+    }
+
+
+async def test_uncaught_tool_error_reports_the_calling_line(sandbox: DenoSandbox) -> None:
+    result = await run("const x = 1\nawait external_add({ a: 1 })", sandbox, [adder()])
+    assert result["error"]["name"] == "ValidationError"
+    assert result["error"]["line"] == 2
+
+
+async def test_output_validation_failure(sandbox: DenoSandbox) -> None:
+    result = await run("return await external_add({ a: 1, b: 2 })", sandbox, [adder(output=str)])
+    assert result["error"]["name"] == "ValidationError"
+    assert result["error"]["message"].startswith("Tool output validation failed for add:\n- ")
+
+
+async def test_json_schema_tools_validate_with_jsonschema(sandbox: DenoSandbox) -> None:
+    echo = create_tool(
+        id="echo",
+        description="Echo",
+        input_schema={
+            "type": "object",
+            "properties": {"text": {"type": "string"}, "n": {"type": "integer", "minimum": 1}},
+            "required": ["text"],
+        },
+        execute=lambda data: data,
+    )
+    good = await run("return await external_echo({ text: 'hi', n: 2 })", sandbox, [echo])
+    assert good["result"] == {"text": "hi", "n": 2}
+    bad = await run("return await external_echo({ n: 0 })", sandbox, [echo])
+    assert bad["error"]["message"] == (
+        "Tool input validation failed for echo:\n"
+        "- (root): 'text' is a required property\n"
+        "- /n: 0 is less than the minimum of 1"
+    )
+
+
+class InventoryError(Exception):
+    pass
+
+
+async def test_tool_exception_reaches_the_program_with_message_and_class_name(
+    sandbox: DenoSandbox,
+) -> None:
+    def fail(_: dict[str, Any]) -> None:
+        raise InventoryError("warehouse 7 is offline")
+
+    broken = create_tool(
+        id="broken", description="Fails", input_schema={"type": "object"}, execute=fail
+    )
+    code = (
+        "try { await external_broken({}) } catch (e) { console.log(e.name, e.message) }\n"
+        "await external_broken({})"
+    )
+    result = await run(code, sandbox, [broken])
+    assert result == {
+        "success": False,
+        "logs": ["InventoryError warehouse 7 is offline"],
+        "error": {"message": "warehouse 7 is offline", "name": "InventoryError", "line": 2},
+    }
+
+
+# -- 6. allow-list ---------------------------------------------------------------------------
+
+
+async def test_tools_outside_the_allow_list_are_not_defined(sandbox: DenoSandbox) -> None:
+    result = await run("return await external_other({})", sandbox, [adder()])
+    assert result["error"] == {
+        "message": "external_other is not defined",
+        "name": "ReferenceError",
+        "line": 1,
+    }
+
+
+async def test_code_modes_sharing_a_sandbox_cannot_reach_each_other(sandbox: DenoSandbox) -> None:
+    ran: list[str] = []
+
+    def secret(_: dict[str, Any]) -> str:
+        ran.append("secret")
+        return "leaked"
+
+    sales = create_code_mode(id="sales_code", tools=[adder()], sandbox=sandbox).tool
+    inventory = create_code_mode(
+        id="inventory_code",
+        tools=[create_tool(id="secret", description="", input_schema={}, execute=secret)],
+        sandbox=sandbox,
+    ).tool
+    direct = await sales.execute({"code": "return typeof external_secret"})
+    assert direct.result == "undefined"
+    # Forge the worker->runner protocol: post a call for a tool this code mode does not have.
+    forged = await sales.execute(
+        {
+            "code": "self.postMessage({ t: 'call', c: 1, n: 'secret', a: '{}' })\n"
+            "self.postMessage({ t: 'done', ok: true, r: '\"forged\"' })\n"
+            "await new Promise(r => setTimeout(r, 100))\n"
+            "return 'real'"
+        }
+    )
+    assert ran == []
+    assert forged.success is True
+    assert forged.result in ("forged", "real")  # the program may end itself either way
+    own = await inventory.execute({"code": "return await external_secret({})"})
+    assert (own.result, ran) == ("leaked", ["secret"])
+
+
+# -- 7. approvals ----------------------------------------------------------------------------
+
+
+def guarded(ran: list[Any]) -> Any:
+    def delete(input: dict[str, Any]) -> str:
+        ran.append(input)
+        return "deleted"
+
+    return create_tool(
+        id="deleteUser",
+        description="Delete a user",
+        input_schema={"type": "object", "properties": {"id": {"type": "string"}}},
+        execute=delete,
+        require_approval=True,
+    )
+
+
+DELETE = (
+    "try { return await external_deleteUser({ id: 'u1' }) }\n"
+    "catch (e) { return `${e.name}: ${e.message}` }"
+)
+
+
+async def test_without_approve_callback_approval_is_denied(sandbox: DenoSandbox) -> None:
+    ran: list[Any] = []
+    result = await run(DELETE, sandbox, [guarded(ran)])
+    assert result["result"] == (
+        "ApprovalDeniedError: Tool deleteUser requires approval and was not approved"
+    )
+    assert ran == []
+
+
+async def test_sync_and_async_approve_callbacks(sandbox: DenoSandbox) -> None:
+    seen: list[ToolCall] = []
+    ran: list[Any] = []
+
+    def approve(call: ToolCall) -> bool:
+        seen.append(call)
+        return True
+
+    async def deny(call: ToolCall) -> bool:
+        await asyncio.sleep(0)
+        return False
+
+    assert (await run(DELETE, sandbox, [guarded(ran)], approve=approve))["result"] == "deleted"
+    assert [(c.tool_id, c.input) for c in seen] == [("deleteUser", {"id": "u1"})]
+    denied = await run(DELETE, sandbox, [guarded(ran)], approve=deny)
+    assert denied["result"].startswith("ApprovalDeniedError")
+    assert ran == [{"id": "u1"}]
+
+
+# -- 8. timeout ------------------------------------------------------------------------------
+
+
+def deno_children() -> set[int]:
+    return {
+        p.pid
+        for p in psutil.Process().children(recursive=True)
+        if p.is_running() and p.status() != psutil.STATUS_ZOMBIE and "deno" in p.name()
+    }
+
+
+@pytest.mark.parametrize(
+    "code",
+    ["while (true) {}", "await new Promise(() => {})", "for (;;) await Promise.resolve()"],
+    ids=["sync-loop", "endless-await", "microtask-loop"],
+)
+async def test_timeout_ends_a_runaway_program_and_its_process(
+    sandbox: DenoSandbox, code: str
+) -> None:
+    await run("return 1", sandbox)  # warm: the timeout should not include a cold start
+    started = time.perf_counter()
+    result = await run(code, sandbox, timeout=300)
+    elapsed = time.perf_counter() - started
+    assert result["error"] == {
+        "message": "The program did not finish within the timeout of 300 ms; make it do less "
+        "work or run independent calls in parallel with Promise.all.",
+        "name": "TimeoutError",
+    }
+    assert elapsed < 0.4
+    assert (await run("return 'next'", sandbox))["result"] == "next"
+
+
+async def test_timeout_cancels_tool_calls_in_flight() -> None:
+    events: list[str] = []
+    pids: set[int] = set()
+    sandbox = DenoSandbox(prestart=0, max_idle=0)  # one process: the one running the program
+
+    async def slow(_: dict[str, Any]) -> str:
+        pids.update(deno_children())
+        events.append("started")
+        try:
+            await asyncio.sleep(10)
+        except asyncio.CancelledError:
+            events.append("cancelled")
+            raise
+        return "finished"
+
+    slow_tool = create_tool(id="slow", description="", input_schema={}, execute=slow)
+    result = await run(
+        "await Promise.all([external_slow({}), external_slow({})])", sandbox, [slow_tool], timeout=300
+    )
+    assert result["error"]["name"] == "TimeoutError"
+    assert events == ["started", "started", "cancelled", "cancelled"]
+    assert len(pids) == 1
+    assert pids.isdisjoint(deno_children()), "the executing process must be gone"
+    await sandbox.aclose()
+
+
+# -- 9. JSON across the boundary -------------------------------------------------------------
+
+
+async def test_undefined_result_is_absent(sandbox: DenoSandbox) -> None:
+    assert await run("const x = 1", sandbox) == {"success": True, "logs": []}
+
+
+@pytest.mark.parametrize(
+    ("code", "message"),
+    [
+        (
+            "return { total: 10n }",
+            "result is not JSON: BigInt at result.total (convert it with Number() or String())",
+        ),
+        (
+            "const a: any = { name: 'a' }\na.self = a\nreturn [a]",
+            "result is not JSON: circular reference at result[0].self",
+        ),
+        ("return new Map([[1, 2]])", "result is not JSON: Map at result (convert it with Object.fromEntries())"),
+        ("return () => 1", "result is not JSON: function at result"),
+    ],
+    ids=["bigint", "cycle", "map", "function"],
+)
+async def test_non_json_results_name_the_problem(
+    sandbox: DenoSandbox, code: str, message: str
+) -> None:
+    result = await run(code, sandbox)
+    assert result["error"] == {"message": message, "name": "TypeError"}
+
+
+async def test_non_json_tool_input_is_a_catchable_type_error(sandbox: DenoSandbox) -> None:
+    code = "try { await external_add({ a: 1n, b: 2 }) } catch (e) { return e.message }"
+    result = await run(code, sandbox, [adder()])
+    assert result["result"] == (
+        "input of external_add is not JSON: BigInt at input of external_add.a "
+        "(convert it with Number() or String())"
+    )
+
+
+async def test_json_values_round_trip(sandbox: DenoSandbox) -> None:
+    value = {"s": "é ✓ \u2028", "n": 1.5, "neg": -3, "b": False, "null": None, "list": [1, [2]]}
+    echo = create_tool(id="echo", description="", input_schema={}, execute=lambda v: v)
+    code = f"return await external_echo({__import__('json').dumps(value)})"
+    assert (await run(code, sandbox, [echo]))["result"] == value
+
+
+# -- 10. request context and tracing ---------------------------------------------------------
+
+
+async def test_request_context_reaches_every_tool_call(sandbox: DenoSandbox) -> None:
+    seen: list[Any] = []
+
+    @tool
+    def whoami(ctx: ToolContext) -> str:
+        """Who is asking."""
+        seen.append((ctx.tool_id, ctx.code_mode_id, dict(ctx.request_context)))
+        return str(ctx.request_context["user"])
+
+    code_tool = create_code_mode(tools=[whoami], sandbox=sandbox).tool
+    result = await code_tool.execute(
+        {"code": "return Promise.all([external_whoami({}), external_whoami({})])"},
+        request_context={"user": "ada"},
+    )
+    assert result.result == ["ada", "ada"]
+    assert seen == [("whoami", "execute_typescript", {"user": "ada"})] * 2
+
+
+async def test_executions_and_tool_calls_are_traced(sandbox: DenoSandbox) -> None:
+    from opentelemetry import trace
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tracer = provider.get_tracer("codemode")
+    original = trace.get_tracer
+    try:
+        trace.get_tracer = lambda *a, **k: tracer  # type: ignore[assignment]
+        code = "await external_add({ a: 1, b: 2 })\nawait external_add({ a: 1 })"
+        await run(code, sandbox, [adder()])
+    finally:
+        trace.get_tracer = original  # type: ignore[assignment]
+    spans = {s.name: s for s in exporter.get_finished_spans()}
+    names = sorted(s.name for s in exporter.get_finished_spans())
+    assert names == ["codemode.execute execute_typescript", "codemode.tool_call add", "codemode.tool_call add"]
+    calls = [s for s in exporter.get_finished_spans() if s.name == "codemode.tool_call add"]
+    assert [c.attributes["codemode.tool.outcome"] for c in calls] == ["ok", "error"]
+    assert all(c.attributes["codemode.tool.id"] == "add" for c in calls)
+    assert all(float(c.attributes["codemode.tool.duration_ms"]) >= 0 for c in calls)  # type: ignore[arg-type]
+    execution = spans["codemode.execute execute_typescript"]
+    assert execution.attributes["codemode.success"] is False
+    assert execution.attributes["codemode.error.name"] == "ValidationError"
+    assert execution.attributes["codemode.tool_calls"] == 2
+    assert all(c.parent is not None and c.parent.span_id == execution.context.span_id for c in calls)

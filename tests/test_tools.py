@@ -1,0 +1,231 @@
+"""Tools, schemas and the public API's argument checks (no sandbox needed)."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Literal
+
+import pytest
+from pydantic import BaseModel, Field
+
+import codemode
+from codemode import (
+    CodeModeError,
+    CodeModeToolResult,
+    DenoSandbox,
+    LocalSandbox,
+    Tool,
+    ToolContext,
+    ToolValidationError,
+    create_code_mode,
+    create_code_mode_instructions,
+    create_tool,
+    tool,
+)
+
+
+class Query(BaseModel):
+    text: str
+    limit: int = 10
+
+
+async def test_model_schema_gives_the_tool_a_model_instance() -> None:
+    received: list[Any] = []
+
+    def search(query: Query) -> list[str]:
+        received.append(query)
+        return [query.text] * query.limit
+
+    t = create_tool(id="search", description="Search", input_schema=Query, execute=search)
+    assert await t.execute({"text": "x", "limit": 2}) == ["x", "x"]
+    assert received == [Query(text="x", limit=2)]
+    assert t.input_schema["required"] == ["text"]
+    assert t.output_schema is None
+
+
+async def test_type_adapter_schemas_and_output_validation() -> None:
+    t = create_tool(
+        id="double",
+        description="",
+        input_schema=list[int],
+        output_schema=dict[str, int],
+        execute=lambda xs: {"sum": sum(xs) * 2},
+    )
+    assert t.input_schema == {"items": {"type": "integer"}, "type": "array"}
+    assert await t.execute([1, 2]) == {"sum": 6}
+    with pytest.raises(ToolValidationError) as info:
+        await t.execute(["a"])
+    assert str(info.value) == (
+        "Tool input validation failed for double:\n"
+        "- 0: Input should be a valid integer, unable to parse string as an integer"
+    )
+
+
+async def test_output_models_are_dumped_as_json() -> None:
+    class Out(BaseModel):
+        when: Literal["now", "later"]
+        tags: set[str] = Field(default_factory=set)
+
+    t = create_tool(
+        id="t", description="", input_schema={}, output_schema=Out, execute=lambda _: Out(when="now")
+    )
+    assert await t.execute({}) == {"when": "now", "tags": []}
+
+
+async def test_json_schema_output_is_validated() -> None:
+    t = create_tool(
+        id="t",
+        description="",
+        input_schema={"type": "object"},
+        output_schema={"type": "object", "required": ["ok"]},
+        execute=lambda _: {"nope": 1},
+    )
+    with pytest.raises(ToolValidationError, match=r"^Tool output validation failed for t:\n- "):
+        await t.execute({})
+
+
+async def test_results_without_schema_must_be_json() -> None:
+    t = create_tool(id="t", description="", input_schema={}, execute=lambda _: object())
+    with pytest.raises(ToolValidationError, match="not JSON-serialisable"):
+        await t.execute({})
+
+
+async def test_async_execute_and_context_parameter() -> None:
+    async def run(value: dict[str, Any], ctx: ToolContext) -> Any:
+        return [value["x"], ctx.request_context["user"], ctx.tool_id]
+
+    t = create_tool(id="ctx", description="", input_schema={}, execute=run)
+    assert await t.execute({"x": 1}, request_context={"user": "ada"}) == [1, "ada", "ctx"]
+
+
+def test_invalid_json_schema_is_refused_with_the_reason() -> None:
+    with pytest.raises(ValueError, match=r"^invalid JSON Schema: 'strin' is not valid"):
+        create_tool(id="t", description="", input_schema={"type": "strin"}, execute=print)
+
+
+async def test_tool_decorator_derives_everything_from_the_function() -> None:
+    @tool
+    async def get_weather(city: str, days: int = 1, *, ctx: ToolContext) -> list[float]:
+        """Forecast for a city, in degrees Celsius."""
+        return [20.5] * days
+
+    assert isinstance(get_weather, Tool)
+    assert get_weather.id == "get_weather"
+    assert get_weather.description == "Forecast for a city, in degrees Celsius."
+    assert get_weather.input_schema["properties"] == {
+        "city": {"title": "City", "type": "string"},
+        "days": {"default": 1, "title": "Days", "type": "integer"},
+    }
+    assert get_weather.input_schema["required"] == ["city"]
+    assert get_weather.output_schema == {"items": {"type": "number"}, "type": "array"}
+    assert await get_weather.execute({"city": "Oslo", "days": 2}) == [20.5, 20.5]
+
+
+def test_tool_decorator_with_options() -> None:
+    @tool(id="wipe", description="Deletes everything", require_approval=True)
+    def wipe_all() -> None:
+        pass
+
+    assert (wipe_all.id, wipe_all.description, wipe_all.require_approval) == (
+        "wipe",
+        "Deletes everything",
+        True,
+    )
+    assert wipe_all.output_schema == {"type": "null"}
+
+
+def test_dataclass_input_schema() -> None:
+    @dataclasses.dataclass
+    class Point:
+        x: float
+        y: float
+
+    t = create_tool(id="p", description="", input_schema=Point, execute=lambda p: p.x + p.y)
+    assert t.input_schema["required"] == ["x", "y"]
+
+
+# -- create_code_mode's contract -------------------------------------------------------------
+
+
+def _noop(name: str) -> Tool:
+    return create_tool(id=name, description=f"{name} tool", input_schema={}, execute=lambda _: None)
+
+
+def test_sandbox_is_required_with_a_message_saying_how() -> None:
+    with pytest.raises(ValueError) as info:
+        create_code_mode(tools=[_noop("a")])
+    assert "sandbox=DenoSandbox()" in str(info.value)
+    assert "sandbox=LocalSandbox()" in str(info.value)
+
+
+def test_colliding_names_are_refused_naming_both() -> None:
+    with pytest.raises(ValueError) as info:
+        create_code_mode(tools={"get-user": _noop("x"), "get_user": _noop("y")}, sandbox=DenoSandbox())
+    assert str(info.value) == (
+        "tools 'get-user' and 'get_user' both become external_get_user; rename one of them"
+    )
+
+
+def test_non_tools_are_refused() -> None:
+    with pytest.raises(TypeError, match=r"tools\['a'\] is builtin_function_or_method, not a Tool; build it with"):
+        create_code_mode(tools={"a": print}, sandbox=DenoSandbox())  # type: ignore[dict-item]
+
+
+@pytest.mark.parametrize("timeout", [0, -5, 1.5, True])
+def test_timeout_must_be_positive_milliseconds(timeout: Any) -> None:
+    with pytest.raises(ValueError, match="timeout is in milliseconds"):
+        create_code_mode(tools=[], sandbox=DenoSandbox(), timeout=timeout)
+
+
+def test_code_mode_unpacks_and_exposes_tool_and_instructions() -> None:
+    tools = {"lookup": _noop("lookup")}
+    code_mode = create_code_mode(tools=tools, sandbox=LocalSandbox(), id="ops_code")
+    code_tool, instructions = code_mode
+    assert code_tool is code_mode.tool
+    assert instructions == code_mode.instructions
+    assert instructions == create_code_mode_instructions(tools=tools, id="ops_code")
+    assert code_tool.id == "ops_code"
+    assert code_tool.input_schema["required"] == ["code"]
+    assert code_tool.input_schema["properties"]["code"]["type"] == "string"
+    assert "/**\n * lookup tool\n */" in instructions or "/** lookup tool */" in instructions
+    assert "declare function external_lookup(" in instructions
+    assert "`ops_code`" in instructions
+
+
+async def test_code_tool_rejects_input_without_code() -> None:
+    code_tool = create_code_mode(tools=[], sandbox=DenoSandbox()).tool
+    result = await code_tool.execute({"program": "return 1"})
+    assert result == CodeModeToolResult(
+        success=False,
+        error=CodeModeError(
+            message='Tool input validation failed for execute_typescript: pass {"code": '
+            '"<TypeScript program>"} (Field required)',
+            name="ValidationError",
+        ),
+    )
+
+
+def test_result_dumps_to_the_spec_shape() -> None:
+    ok = CodeModeToolResult(success=True, result={"a": None}, logs=["x"])
+    assert ok.model_dump(exclude_none=True) == {"success": True, "result": {"a": None}, "logs": ["x"]}
+    failed = CodeModeToolResult(success=False, error=CodeModeError(message="m", name="Error"))
+    assert failed.model_dump(exclude_none=True) == {
+        "success": False,
+        "logs": [],
+        "error": {"message": "m", "name": "Error"},
+    }
+
+
+def test_public_names() -> None:
+    for name in [
+        "create_tool",
+        "tool",
+        "create_code_mode",
+        "create_code_mode_instructions",
+        "CodeModeToolResult",
+        "DenoSandbox",
+        "LocalSandbox",
+        "ToolContext",
+    ]:
+        assert name in codemode.__all__
+        assert getattr(codemode, name) is not None
