@@ -298,39 +298,39 @@ interface Execution {
   done: boolean;
 }
 
-// The worker running the current program, and a spare one booting or booted for the next, so
-// a job never waits for a realm to be created.
+// The worker running the current program, and the spare booted for the next job. Creating a
+// worker blocks this thread for several milliseconds, so the spare is created after a job ends,
+// and the host hears "ready" only once it has booted: it sends the next job to another process
+// meanwhile, and no job ever waits for a realm to be created.
 let worker: Worker | null = null;
-let spare: Worker;
-let spareBooted = false;
+let spare: Worker | null = null;
 let execution: Execution | null = null;
 let nextCallId = 0;
 
 function startSpare(): void {
-  spareBooted = false;
   const w = new Worker(workerSource, {
     type: "module",
     name: "program",
     deno: { permissions: workerPermissions },
   } as WorkerOptions);
   w.onmessage = (event: MessageEvent) => {
-    if (w !== spare || spareBooted || !isRecord(event.data) || event.data.t !== "boot") return;
-    spareBooted = true;
-    if (execution === null) send({ t: "ready" });
+    if (!isRecord(event.data) || event.data.t !== "boot") return;
+    w.onmessage = null; // until it gets a job, the worker has nothing to say
+    spare = w;
+    send({ t: "ready" });
   };
   w.onerror = (event: ErrorEvent) => event.preventDefault();
-  spare = w;
 }
 
 function useSpare(): Worker {
-  const w = spare;
+  const w = spare!;
+  spare = null;
   w.onmessage = (event: MessageEvent) => onWorkerMessage(event.data);
   w.onerror = (event: ErrorEvent) => {
     event.preventDefault(); // never let the program's error end this realm
     end({ ok: false, e: { name: "Error", message: String(event.message) } });
   };
   w.onmessageerror = () => {};
-  startSpare();
   return w;
 }
 
@@ -426,7 +426,7 @@ function onDone(ex: Execution, msg: Record<string, unknown>): void {
   end({ ok: false, e: error });
 }
 
-// Ends the execution: discard its realm and report; `ready` says the next realm is waiting.
+// Ends the execution: discard its realm, report, and boot the realm for the next job.
 function end(result: { ok: boolean; r?: string; e?: Record<string, Json> }): void {
   const ex = execution;
   if (ex === null || ex.done) return;
@@ -437,7 +437,8 @@ function end(result: { ok: boolean; r?: string; e?: Record<string, Json> }): voi
     worker = null;
   }
   execution = null;
-  send({ t: "done", ...result, ready: spareBooted });
+  send({ t: "done", ...result });
+  startSpare();
 }
 
 function onHostMessage(msg: Record<string, unknown>): void {
@@ -452,7 +453,7 @@ function onHostMessage(msg: Record<string, unknown>): void {
     worker?.postMessage({ t: "ret", c: workerId, ok: msg.ok, v: msg.v, e: msg.e });
   } else if (msg.t === "run") {
     const run = msg as unknown as RunMessage;
-    if (execution !== null || !spareBooted) Deno.exit(71); // the host never does this
+    if (execution !== null || spare === null) Deno.exit(71); // the host never does this
     execution = {
       tools: new Set(run.tools),
       limits: run.limits,

@@ -1,0 +1,173 @@
+"""Sandbox benchmarks: latency, tool-call rate, concurrency, throughput and memory.
+
+    python bench/bench_sandbox.py                # every figure
+    python bench/bench_sandbox.py trivial calls  # some of them
+    python bench/bench_sandbox.py --runs 50 --json-only
+
+Each figure prints a human table row and one JSON line (prefixed ``BENCH``) for machines.
+Anchor figures (Mastra's LocalSandbox on this kind of machine) are from the issue tracker.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import statistics
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import psutil
+
+from codemode import DenoSandbox, Tool, create_code_mode, create_tool
+
+
+def summarise(samples: list[float]) -> dict[str, float]:
+    ordered = sorted(samples)
+    p90 = ordered[min(len(ordered) - 1, round(0.9 * (len(ordered) - 1)))]
+    return {
+        "min": round(ordered[0], 3),
+        "median": round(statistics.median(ordered), 3),
+        "p90": round(p90, 3),
+        "n": len(ordered),
+    }
+
+
+def report(name: str, unit: str, figures: dict[str, Any], target: str, anchor: str) -> None:
+    print(f"BENCH {json.dumps({'figure': name, 'unit': unit, **figures})}")
+    shown = "  ".join(f"{k}={v}" for k, v in figures.items())
+    print(f"  {name:<34} {shown} {unit}   (target {target}; anchor {anchor})", flush=True)
+
+
+def echo_tool() -> Tool:
+    async def echo(value: Any) -> Any:
+        return value
+
+    return create_tool(id="echo", description="Echo", input_schema={}, execute=echo)
+
+
+def sleep_tool(seconds: float) -> Tool:
+    async def nap(value: Any) -> Any:
+        await asyncio.sleep(seconds)
+        return value
+
+    return create_tool(id="sleep", description="Sleep", input_schema={}, execute=nap)
+
+
+async def timed(runs: int, once: Callable[[], Awaitable[Any]]) -> list[float]:
+    samples = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        result = await once()
+        samples.append((time.perf_counter() - started) * 1000)
+        if not result.success:
+            raise SystemExit(f"benchmark program failed: {result.error}")
+    return samples
+
+
+async def bench_trivial(runs: int) -> None:
+    async with DenoSandbox() as sandbox:
+        code_tool = create_code_mode(tools=[], sandbox=sandbox).tool
+        await timed(5, lambda: code_tool.execute({"code": "return 1 + 1"}))  # warm up
+        samples = await timed(runs, lambda: code_tool.execute({"code": "return 1 + 1"}))
+    report("trivial program, warm", "ms", summarise(samples), "<= 5 ms", "68-84 ms")
+
+
+async def bench_cold(runs: int) -> None:
+    samples = []
+    for _ in range(runs):
+        sandbox = DenoSandbox(prestart=0)
+        code_tool = create_code_mode(tools=[], sandbox=sandbox).tool
+        samples += await timed(1, lambda: code_tool.execute({"code": "return 1 + 1"}))  # noqa: B023
+        await sandbox.aclose()
+    report("cold first execution", "ms", summarise(samples), "<= 60 ms", "68 ms")
+
+
+async def bench_calls(runs: int, calls: int) -> None:
+    code = f"let n = 0\nfor (let i = 0; i < {calls}; i++) n += await external_echo(i)\nreturn n"
+    async with DenoSandbox() as sandbox:
+        code_tool = create_code_mode(tools=[echo_tool()], sandbox=sandbox).tool
+        await timed(2, lambda: code_tool.execute({"code": code}))
+        samples = await timed(runs, lambda: code_tool.execute({"code": code}))
+    report(f"{calls} sequential calls, whole program", "ms", summarise(samples), "-", "-")
+    rates = [calls / (ms / 1000) for ms in samples]
+    figures = summarise(rates)
+    figures = {"max": round(max(rates)), "median": round(figures["median"]), "n": len(rates)}
+    report(f"{calls} sequential calls, rate", "calls/s", figures, ">= 10,000/s", "3,800-5,000/s")
+
+
+async def bench_parallel(runs: int) -> None:
+    code = "return (await Promise.all(Array.from({length: 100}, (_, i) => external_sleep(i)))).length"
+    async with DenoSandbox() as sandbox:
+        code_tool = create_code_mode(tools=[sleep_tool(0.05)], sandbox=sandbox).tool
+        await timed(2, lambda: code_tool.execute({"code": code}))
+        samples = await timed(runs, lambda: code_tool.execute({"code": code}))
+    report("100 x 50 ms calls, Promise.all", "ms", summarise(samples), "<= 70 ms", "130 ms")
+
+
+async def bench_throughput(seconds: float, callers: int) -> None:
+    async with DenoSandbox(prestart=callers, max_idle=callers) as sandbox:
+        code_tool = create_code_mode(tools=[], sandbox=sandbox).tool
+        await timed(3, lambda: code_tool.execute({"code": "return 1"}))
+        done = 0
+        failures = 0
+        deadline = time.perf_counter() + seconds
+
+        async def caller() -> None:
+            nonlocal done, failures
+            while time.perf_counter() < deadline:
+                result = await code_tool.execute({"code": "return 1 + 1"})
+                done += 1
+                failures += result.result != 2
+        started = time.perf_counter()
+        await asyncio.gather(*(caller() for _ in range(callers)))
+        elapsed = time.perf_counter() - started
+    figures = {"executions_per_s": round(done / elapsed, 1), "executions": done, "wrong": failures}
+    report(f"throughput, {callers} callers", "", figures, ">= 80/s", "20/s")
+
+
+async def bench_idle_rss(processes: int) -> None:
+    async with DenoSandbox(prestart=processes, max_idle=processes) as sandbox:
+        code_tool = create_code_mode(tools=[], sandbox=sandbox).tool
+        await code_tool.execute({"code": "return 1"})
+        await asyncio.sleep(1.0)  # let the spares settle after their boot
+        rss = [
+            p.memory_info().rss / 2**20
+            for p in psutil.Process().children(recursive=True)
+            if "deno" in p.name()
+        ]
+    report("idle warm process RSS", "MB", summarise(rss), "<= 45 MB", "-")
+
+
+FIGURES = ["trivial", "cold", "calls200", "calls", "parallel", "throughput", "rss"]
+
+
+async def main(argv: list[str]) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    parser.add_argument("figures", nargs="*", choices=[*FIGURES, []], help="which figures (default all)")
+    parser.add_argument("--runs", type=int, default=20, help="runs per latency figure (default 20)")
+    parser.add_argument("--seconds", type=float, default=10.0, help="throughput duration")
+    args = parser.parse_args(argv)
+    chosen = args.figures or FIGURES
+    print(f"codemode sandbox benchmarks ({psutil.cpu_count()} cores, Python {sys.version.split()[0]})")
+    for figure in chosen:
+        if figure == "trivial":
+            await bench_trivial(args.runs)
+        elif figure == "cold":
+            await bench_cold(args.runs)
+        elif figure == "calls200":
+            await bench_calls(args.runs, 200)
+        elif figure == "calls":
+            await bench_calls(max(5, args.runs // 4), 1000)
+        elif figure == "parallel":
+            await bench_parallel(args.runs)
+        elif figure == "throughput":
+            await bench_throughput(args.seconds, 8)
+        elif figure == "rss":
+            await bench_idle_rss(4)
+
+
+if __name__ == "__main__":
+    asyncio.run(main(sys.argv[1:]))
