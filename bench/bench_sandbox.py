@@ -99,7 +99,9 @@ async def bench_calls(runs: int, calls: int) -> None:
 
 
 async def bench_parallel(runs: int) -> None:
-    code = "return (await Promise.all(Array.from({length: 100}, (_, i) => external_sleep(i)))).length"
+    code = (
+        "return (await Promise.all(Array.from({length: 100}, (_, i) => external_sleep(i)))).length"
+    )
     async with DenoSandbox() as sandbox:
         code_tool = create_code_mode(tools=[sleep_tool(0.05)], sandbox=sandbox).tool
         await timed(2, lambda: code_tool.execute({"code": code}))
@@ -121,6 +123,7 @@ async def bench_throughput(seconds: float, callers: int) -> None:
                 result = await code_tool.execute({"code": "return 1 + 1"})
                 done += 1
                 failures += result.result != 2
+
         started = time.perf_counter()
         await asyncio.gather(*(caller() for _ in range(callers)))
         elapsed = time.perf_counter() - started
@@ -145,13 +148,19 @@ FIGURES = ["trivial", "cold", "calls200", "calls", "parallel", "throughput", "rs
 
 
 async def main(argv: list[str]) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    parser.add_argument("figures", nargs="*", choices=[*FIGURES, []], help="which figures (default all)")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
+    parser.add_argument(
+        "figures", nargs="*", choices=[*FIGURES, []], help="which figures (default all)"
+    )
     parser.add_argument("--runs", type=int, default=20, help="runs per latency figure (default 20)")
     parser.add_argument("--seconds", type=float, default=10.0, help="throughput duration")
     args = parser.parse_args(argv)
     chosen = args.figures or FIGURES
-    print(f"codemode sandbox benchmarks ({psutil.cpu_count()} cores, Python {sys.version.split()[0]})")
+    print(
+        f"codemode sandbox benchmarks ({psutil.cpu_count()} cores, Python {sys.version.split()[0]})"
+    )
     for figure in chosen:
         if figure == "trivial":
             await bench_trivial(args.runs)

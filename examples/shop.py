@@ -12,7 +12,7 @@ from codemode import create_tool
 class Product(BaseModel):
     id: str
     name: str
-    totalSales: float  # noqa: N815 - the spec's field name
+    totalSales: float
 
 
 class TopProductsInput(BaseModel):
@@ -24,7 +24,7 @@ class TopProducts(BaseModel):
 
 
 class RatingsInput(BaseModel):
-    productId: str  # noqa: N815 - the spec's field name
+    productId: str
 
 
 class Rating(BaseModel):

@@ -41,7 +41,7 @@ async def run(code: str, sandbox: DenoSandbox, tools: Any = (), **options: Any) 
 class Product(BaseModel):
     id: str
     name: str
-    totalSales: float  # noqa: N815
+    totalSales: float
 
 
 class TopProducts(BaseModel):
@@ -53,7 +53,7 @@ class LimitInput(BaseModel):
 
 
 class RatingsInput(BaseModel):
-    productId: str  # noqa: N815
+    productId: str
 
 
 class Score(BaseModel):
@@ -73,7 +73,9 @@ const ratings = await Promise.all(
 return top.products.map((product, i) => {
   const scores = ratings[i].ratings.map(r => r.score)
   const avg = scores.reduce((sum, s) => sum + s, 0) / scores.length
-  return { name: product.name, sales: product.totalSales, averageRating: Math.round(avg * 100) / 100 }
+  return {
+    name: product.name, sales: product.totalSales, averageRating: Math.round(avg * 100) / 100,
+  }
 })
 """
 
@@ -141,7 +143,10 @@ async def test_quickstart_runs_rating_calls_concurrently(sandbox: DenoSandbox) -
             "const p: P = { a: 2 } satisfies P\n"
             "const pair: Pair<number> = [p.a, 3]\n"
             "const n = (first(pair) as number) * 10\n"
-            "class Box { constructor(private readonly v: number) {} get(): number { return this.v } }\n"
+            "class Box {\n"
+            "  constructor(private readonly v: number) {}\n"
+            "  get(): number { return this.v }\n"
+            "}\n"
             "return { n, color: Color.Blue, boxed: new Box(n).get() }",
             {"n": 20, "color": "blue", "boxed": 20},
         ),
@@ -178,7 +183,13 @@ async def test_console_methods_are_captured_in_order(sandbox: DenoSandbox) -> No
     assert await run(code, sandbox) == {
         "success": True,
         "result": "ok",
-        "logs": ['a 1 {"b":[2]}', "info", "[warn] careful", "[error] Error: bad", "null undefined true"],
+        "logs": [
+            'a 1 {"b":[2]}',
+            "info",
+            "[warn] careful",
+            "[error] Error: bad",
+            "null undefined true",
+        ],
     }
 
 
@@ -476,7 +487,10 @@ async def test_timeout_cancels_tool_calls_in_flight() -> None:
 
     slow_tool = create_tool(id="slow", description="", input_schema={}, execute=slow)
     result = await run(
-        "await Promise.all([external_slow({}), external_slow({})])", sandbox, [slow_tool], timeout=300
+        "await Promise.all([external_slow({}), external_slow({})])",
+        sandbox,
+        [slow_tool],
+        timeout=300,
     )
     assert result["error"]["name"] == "TimeoutError"
     assert events == ["started", "started", "cancelled", "cancelled"]
@@ -503,7 +517,10 @@ async def test_undefined_result_is_absent(sandbox: DenoSandbox) -> None:
             "const a: any = { name: 'a' }\na.self = a\nreturn [a]",
             "result is not JSON: circular reference at result[0].self",
         ),
-        ("return new Map([[1, 2]])", "result is not JSON: Map at result (convert it with Object.fromEntries())"),
+        (
+            "return new Map([[1, 2]])",
+            "result is not JSON: Map at result (convert it with Object.fromEntries())",
+        ),
         ("return () => 1", "result is not JSON: function at result"),
     ],
     ids=["bigint", "cycle", "map", "function"],
@@ -552,7 +569,9 @@ async def test_request_context_reaches_every_tool_call(sandbox: DenoSandbox) -> 
     assert seen == [("whoami", "execute_typescript", {"user": "ada"})] * 2
 
 
-async def test_executions_and_tool_calls_are_traced(sandbox: DenoSandbox) -> None:
+async def test_executions_and_tool_calls_are_traced(
+    sandbox: DenoSandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from opentelemetry import trace
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import SimpleSpanProcessor
@@ -561,23 +580,33 @@ async def test_executions_and_tool_calls_are_traced(sandbox: DenoSandbox) -> Non
     exporter = InMemorySpanExporter()
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(exporter))
-    tracer = provider.get_tracer("codemode")
-    original = trace.get_tracer
-    try:
-        trace.get_tracer = lambda *a, **k: tracer  # type: ignore[assignment]
-        code = "await external_add({ a: 1, b: 2 })\nawait external_add({ a: 1 })"
-        await run(code, sandbox, [adder()])
-    finally:
-        trace.get_tracer = original  # type: ignore[assignment]
-    spans = {s.name: s for s in exporter.get_finished_spans()}
-    names = sorted(s.name for s in exporter.get_finished_spans())
-    assert names == ["codemode.execute execute_typescript", "codemode.tool_call add", "codemode.tool_call add"]
-    calls = [s for s in exporter.get_finished_spans() if s.name == "codemode.tool_call add"]
-    assert [c.attributes["codemode.tool.outcome"] for c in calls] == ["ok", "error"]
-    assert all(c.attributes["codemode.tool.id"] == "add" for c in calls)
-    assert all(float(c.attributes["codemode.tool.duration_ms"]) >= 0 for c in calls)  # type: ignore[arg-type]
-    execution = spans["codemode.execute execute_typescript"]
-    assert execution.attributes["codemode.success"] is False
-    assert execution.attributes["codemode.error.name"] == "ValidationError"
-    assert execution.attributes["codemode.tool_calls"] == 2
-    assert all(c.parent is not None and c.parent.span_id == execution.context.span_id for c in calls)
+    monkeypatch.setattr(trace, "get_tracer", lambda *a, **k: provider.get_tracer("codemode"))
+    await run(
+        "await external_add({ a: 1, b: 2 })\nawait external_add({ a: 1 })", sandbox, [adder()]
+    )
+
+    finished = exporter.get_finished_spans()
+    assert sorted(s.name for s in finished) == [
+        "codemode.execute execute_typescript",
+        "codemode.tool_call add",
+        "codemode.tool_call add",
+    ]
+    calls = [s for s in finished if s.name == "codemode.tool_call add"]
+    attributes = [dict(c.attributes or {}) for c in calls]
+    assert [a["codemode.tool.outcome"] for a in attributes] == ["ok", "error"]
+    assert [a["codemode.tool.id"] for a in attributes] == ["add", "add"]
+    assert all(isinstance(a["codemode.tool.duration_ms"], float) for a in attributes)
+    execution = next(s for s in finished if s.name.startswith("codemode.execute"))
+    execution_attributes = dict(execution.attributes or {})
+    assert isinstance(execution_attributes.pop("codemode.duration_ms"), float)
+    assert execution_attributes == {
+        "codemode.id": "execute_typescript",
+        "codemode.tools": ("add",),
+        "codemode.success": False,
+        "codemode.tool_calls": 2,
+        "codemode.error.name": "ValidationError",
+    }
+    assert execution.context is not None
+    assert all(
+        c.parent is not None and c.parent.span_id == execution.context.span_id for c in calls
+    )

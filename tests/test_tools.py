@@ -67,7 +67,11 @@ async def test_output_models_are_dumped_as_json() -> None:
         tags: set[str] = Field(default_factory=set)
 
     t = create_tool(
-        id="t", description="", input_schema={}, output_schema=Out, execute=lambda _: Out(when="now")
+        id="t",
+        description="",
+        input_schema={},
+        output_schema=Out,
+        execute=lambda _: Out(when="now"),
     )
     assert await t.execute({}) == {"when": "now", "tags": []}
 
@@ -160,14 +164,18 @@ def test_sandbox_is_required_with_a_message_saying_how() -> None:
 
 def test_colliding_names_are_refused_naming_both() -> None:
     with pytest.raises(ValueError) as info:
-        create_code_mode(tools={"get-user": _noop("x"), "get_user": _noop("y")}, sandbox=DenoSandbox())
+        create_code_mode(
+            tools={"get-user": _noop("x"), "get_user": _noop("y")}, sandbox=DenoSandbox()
+        )
     assert str(info.value) == (
         "tools 'get-user' and 'get_user' both become external_get_user; rename one of them"
     )
 
 
 def test_non_tools_are_refused() -> None:
-    with pytest.raises(TypeError, match=r"tools\['a'\] is builtin_function_or_method, not a Tool; build it with"):
+    with pytest.raises(
+        TypeError, match=r"tools\['a'\] is builtin_function_or_method, not a Tool; build it with"
+    ):
         create_code_mode(tools={"a": print}, sandbox=DenoSandbox())  # type: ignore[dict-item]
 
 
@@ -207,7 +215,11 @@ async def test_code_tool_rejects_input_without_code() -> None:
 
 def test_result_dumps_to_the_spec_shape() -> None:
     ok = CodeModeToolResult(success=True, result={"a": None}, logs=["x"])
-    assert ok.model_dump(exclude_none=True) == {"success": True, "result": {"a": None}, "logs": ["x"]}
+    assert ok.model_dump(exclude_none=True) == {
+        "success": True,
+        "result": {"a": None},
+        "logs": ["x"],
+    }
     failed = CodeModeToolResult(success=False, error=CodeModeError(message="m", name="Error"))
     assert failed.model_dump(exclude_none=True) == {
         "success": False,

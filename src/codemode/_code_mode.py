@@ -97,7 +97,7 @@ class CodeModeTool(Tool):
     async def _execute_tool(self, code: CodeInput, context: ToolContext) -> CodeModeToolResult:
         return await self.execute({"code": code.code}, request_context=context.request_context)
 
-    async def execute(  # type: ignore[override]
+    async def execute(
         self,
         input: Mapping[str, Any] | CodeInput,
         *,
@@ -201,7 +201,8 @@ class _BackgroundLoop:
         else:
             coro.close()
             raise RuntimeError(
-                "execute_sync() was called inside a running event loop; use `await tool.execute(...)`"
+                "execute_sync() was called inside a running event loop; "
+                "use `await tool.execute(...)`"
             )
         future: Future[T] = asyncio.run_coroutine_threadsafe(coro, self.loop)
         return future.result()

@@ -112,9 +112,10 @@ class _DenoProcess:
         self = cls(proc, workdir)
         self._stderr_task = asyncio.create_task(self._drain_stderr())
         try:
-            exited = asyncio.ensure_future(proc.wait())
+            exited: asyncio.Future[Any] = asyncio.ensure_future(proc.wait())
+            waiting: set[asyncio.Future[Any]] = {connected, exited}
             done, _ = await asyncio.wait(
-                {connected, exited}, timeout=_START_TIMEOUT, return_when=asyncio.FIRST_COMPLETED
+                waiting, timeout=_START_TIMEOUT, return_when=asyncio.FIRST_COMPLETED
             )
             if connected not in done:
                 exited.cancel()
@@ -534,7 +535,10 @@ class DenoSandbox(Sandbox):
         self._deno_dir: str | None = None
 
     def __repr__(self) -> str:
-        return f"DenoSandbox(heap_mb={self.heap_mb}, memory_mb={self.memory_mb}, prestart={self.prestart})"
+        return (
+            f"{type(self).__name__}(heap_mb={self.heap_mb}, memory_mb={self.memory_mb}, "
+            f"prestart={self.prestart})"
+        )
 
     # Subclasses (LocalSandbox) change what the process and the worker may do.
     _permissions: tuple[str, ...] = ()
