@@ -580,7 +580,7 @@ async def test_executions_and_tool_calls_are_traced(
     exporter = InMemorySpanExporter()
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(exporter))
-    monkeypatch.setattr(trace, "get_tracer", lambda *a, **k: provider.get_tracer("codemode"))
+    monkeypatch.setattr(trace, "get_tracer_provider", lambda: provider)
     await run(
         "await external_add({ a: 1, b: 2 })\nawait external_add({ a: 1 })", sandbox, [adder()]
     )

@@ -8,6 +8,8 @@ from typing import Any
 
 try:
     from opentelemetry import trace as _trace
+
+    _NO_SDK: tuple[type, ...] = (_trace.ProxyTracerProvider, _trace.NoOpTracerProvider)
 except ImportError:  # pragma: no cover - exercised when the extra is absent
     _trace = None  # type: ignore[assignment]
 
@@ -20,6 +22,10 @@ def span(name: str, attributes: dict[str, Any]) -> Iterator[Any]:
     if _trace is None:
         yield None
         return
-    tracer = _trace.get_tracer("codemode")
+    provider = _trace.get_tracer_provider()
+    if isinstance(provider, _NO_SDK):  # nobody collects spans: skip the per-call cost
+        yield None
+        return
+    tracer = provider.get_tracer("codemode")
     with tracer.start_as_current_span(name, attributes=attributes) as current:
         yield current

@@ -267,23 +267,34 @@ function workerMain(): void {
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 const conn = await Deno.connect({ transport: "unix", path: Deno.env.get("CODEMODE_SOCKET")! });
-const writer = conn.writable.getWriter();
 // LocalSandbox asks for "inherit" (host privileges); DenoSandbox for "none".
 const workerPermissions = Deno.env.get("CODEMODE_WORKER_PERMISSIONS") === "inherit" ? "inherit" : "none";
 const workerSource = URL.createObjectURL(
   new Blob([`(${workerMain.toString()})();`], { type: "application/javascript" }),
 );
 
-// Lines are batched per task tick: a burst of tool calls costs one write.
+// Lines are batched per task tick, so a burst of tool calls costs one write. Plain
+// conn.read/conn.write: the streams API costs twice as much per round trip.
 let outbox: string[] = [];
+let writing = false;
 function send(message: Record<string, Json | undefined>): void {
-  if (outbox.length === 0) queueMicrotask(flush);
   outbox.push(JSON.stringify(message));
+  if (!writing) {
+    writing = true;
+    queueMicrotask(pump);
+  }
 }
-function flush(): void {
-  const text = outbox.join("\n") + "\n";
-  outbox = [];
-  writer.write(encoder.encode(text)).catch(() => Deno.exit(70));
+async function pump(): Promise<void> {
+  try {
+    while (outbox.length > 0) {
+      const data = encoder.encode(outbox.join("\n") + "\n");
+      outbox = [];
+      for (let offset = 0; offset < data.length;) offset += await conn.write(data.subarray(offset));
+    }
+  } catch {
+    Deno.exit(70); // the host is gone: nobody is left to serve
+  }
+  writing = false;
 }
 
 interface Execution {
@@ -473,11 +484,21 @@ function onHostMessage(msg: Record<string, unknown>): void {
 startSpare();
 
 // Read newline-delimited JSON from the host until it hangs up; then there is nothing to serve.
-let buffered = "";
-for await (const chunk of conn.readable) {
-  buffered += decoder.decode(chunk, { stream: true });
-  const lines = buffered.split("\n");
-  buffered = lines.pop()!;
-  for (const line of lines) if (line) onHostMessage(JSON.parse(line));
+// A line may span many reads (a large program): only new bytes are searched for the newline.
+const readBuffer = new Uint8Array(1 << 16);
+const partial: string[] = [];
+for (;;) {
+  const n = await conn.read(readBuffer);
+  if (n === null) break;
+  const chunk = decoder.decode(readBuffer.subarray(0, n), { stream: true });
+  let start = 0;
+  for (let newline = chunk.indexOf("\n"); newline >= 0; newline = chunk.indexOf("\n", start)) {
+    partial.push(chunk.slice(start, newline));
+    const line = partial.join("");
+    partial.length = 0;
+    if (line) onHostMessage(JSON.parse(line));
+    start = newline + 1;
+  }
+  if (start < chunk.length) partial.push(chunk.slice(start));
 }
 Deno.exit(0);
