@@ -14,6 +14,7 @@ from pydantic import BaseModel
 from codemode import (
     CodeModeToolResult,
     DenoSandbox,
+    LocalSandbox,
     ToolCall,
     ToolContext,
     create_code_mode,
@@ -610,3 +611,36 @@ async def test_executions_and_tool_calls_are_traced(
     assert all(
         c.parent is not None and c.parent.span_id == execution.context.span_id for c in calls
     )
+
+
+# -- sandboxes and sync callers ---------------------------------------------------------------
+
+
+async def test_local_sandbox_has_host_privileges(tmp_path: Any) -> None:
+    secret = tmp_path / "notes.txt"
+    secret.write_text("host file")
+    async with LocalSandbox() as local:
+        result = await run(f"return await Deno.readTextFile({str(secret)!r})", local)
+    assert result == {"success": True, "result": "host file", "logs": []}
+
+
+async def test_deno_sandbox_denies_what_local_allows(sandbox: DenoSandbox, tmp_path: Any) -> None:
+    secret = tmp_path / "notes.txt"
+    secret.write_text("host file")
+    result = await run(f"return await Deno.readTextFile({str(secret)!r})", sandbox)
+    assert result["error"]["name"] == "NotCapable"
+    assert result["error"]["message"].startswith(f'Requires read access to "{secret}"')
+    assert result["error"]["line"] == 1
+
+
+def test_execute_sync_without_an_event_loop() -> None:
+    code_tool = create_code_mode(tools=[adder()], sandbox=DenoSandbox()).tool
+    first = code_tool.execute_sync({"code": "return await external_add({ a: 2, b: 3 })"})
+    second = code_tool.execute_sync({"code": "return 'again'"})
+    assert (first.result, second.result) == (5, "again")
+
+
+async def test_execute_sync_inside_a_loop_says_to_await() -> None:
+    code_tool = create_code_mode(tools=[], sandbox=DenoSandbox()).tool
+    with pytest.raises(RuntimeError, match=r"use `await tool.execute\(...\)`"):
+        code_tool.execute_sync({"code": "return 1"})

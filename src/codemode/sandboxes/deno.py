@@ -46,8 +46,7 @@ def deno_executable() -> str:
 class _ProcessConfig:
     heap_mb: int
     memory_mb: int
-    permissions: tuple[str, ...]  # extra flags; LocalSandbox grants everything
-    worker_permissions: str  # "none" for isolation; "inherit" for LocalSandbox
+    host_privileges: bool  # LocalSandbox: the program may do anything the user may
     deno_dir: str
 
 
@@ -339,19 +338,25 @@ def _deno_flags(config: _ProcessConfig, socket_path: str) -> list[str]:
         "--cached-only",
         "--unstable-worker-options",
         f"--v8-flags=--max-old-space-size={config.heap_mb}",
-        # The runner's only capabilities: its socket, and the variable that names it.
-        f"--allow-net=unix:{socket_path}",
-        f"--allow-read={socket_path}",
-        f"--allow-write={socket_path}",
-        "--allow-env=CODEMODE_SOCKET,CODEMODE_WORKER_PERMISSIONS",
-        *config.permissions,
+        *(
+            ["--allow-all"]
+            if config.host_privileges
+            else [
+                # The runner's only capabilities: its socket, and the variables naming it.
+                f"--allow-net=unix:{socket_path}",
+                f"--allow-read={socket_path}",
+                f"--allow-write={socket_path}",
+                "--allow-env=CODEMODE_SOCKET,CODEMODE_WORKER_PERMISSIONS",
+            ]
+        ),
     ]
 
 
 def _environment(config: _ProcessConfig, socket_path: str) -> dict[str, str]:
     return {
+        **(os.environ if config.host_privileges else {}),
         "CODEMODE_SOCKET": socket_path,
-        "CODEMODE_WORKER_PERMISSIONS": config.worker_permissions,
+        "CODEMODE_WORKER_PERMISSIONS": "inherit" if config.host_privileges else "none",
         "DENO_DIR": config.deno_dir,
         "NO_COLOR": "1",
         "DENO_NO_UPDATE_CHECK": "1",
@@ -541,8 +546,7 @@ class DenoSandbox(Sandbox):
         )
 
     # Subclasses (LocalSandbox) change what the process and the worker may do.
-    _permissions: tuple[str, ...] = ()
-    _worker_permissions = "none"
+    _host_privileges = False
 
     def _process_config(self) -> _ProcessConfig:
         if self._deno_dir is None:
@@ -550,8 +554,7 @@ class DenoSandbox(Sandbox):
         return _ProcessConfig(
             heap_mb=self.heap_mb,
             memory_mb=self.memory_mb,
-            permissions=self._permissions,
-            worker_permissions=self._worker_permissions,
+            host_privileges=self._host_privileges,
             deno_dir=self._deno_dir,
         )
 

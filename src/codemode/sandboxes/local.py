@@ -16,8 +16,7 @@ class LocalSandbox(DenoSandbox):
     Timeouts, limits and the tool bridge behave exactly as in ``DenoSandbox``.
     """
 
-    _permissions = ("--allow-all",)
-    _worker_permissions = "inherit"
+    _host_privileges = True
 
     def __repr__(self) -> str:
         return "LocalSandbox()"

@@ -16,6 +16,7 @@ interface Limits {
   maxConcurrentToolCalls: number;
   maxLogBytes: number;
   maxResultBytes: number;
+  maxWorkers?: number; // nested `new Worker`s a program may start (0 when absent)
 }
 
 interface RunMessage {
@@ -39,7 +40,13 @@ interface ErrorInfo {
 // stripped and must not refer to anything outside its own body.
 // ---------------------------------------------------------------------------------------------
 function workerMain(): void {
-  const post = self.postMessage.bind(self);
+  // Typed as a worker scope: this file is checked as a main module.
+  const scope = globalThis as unknown as {
+    postMessage(message: unknown): void;
+    onmessage: ((event: MessageEvent) => void) | null;
+    addEventListener: typeof globalThis.addEventListener;
+  };
+  const post = scope.postMessage.bind(scope);
   const stringify = JSON.stringify;
   const pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: unknown) => void; site: Error }>();
   let seq = 0;
@@ -49,6 +56,49 @@ function workerMain(): void {
   let lineOffset = 0;
   let lineCount = 0;
   let finished = false;
+
+  // Guards, installed before any program runs. Each replaced global is locked (not writable, not
+  // configurable) and the original lives only in this closure, so a program cannot get it back.
+  function lock(target: object, key: PropertyKey, value: unknown): void {
+    Object.defineProperty(target, key, { value, writable: false, configurable: false, enumerable: false });
+  }
+  function namedError(name: string, message: string): Error {
+    const err = new Error(message);
+    err.name = name;
+    return err;
+  }
+  // Deno.exit, process.exit (which calls Deno.exit) and close() would end this worker silently,
+  // leaving the runner to wait for the timeout: they end the program with an ExitError instead.
+  function refuseExit(how: string): never {
+    const err = namedError(
+      "ExitError",
+      `The program called ${how}; a program ends by returning a value or throwing an Error.`,
+    );
+    finish({ ok: false, e: errorInfo(err) });
+    throw err;
+  }
+  lock(Deno, "exit", (code?: unknown) => refuseExit(`exit(${code === undefined ? "" : String(code)})`));
+  lock(globalThis, "close", () => refuseExit("close()"));
+  // A nested worker is a fresh realm without these guards: `new Worker` counts against the job's
+  // maxWorkers (0 by default). The host caps the process's threads too (node:worker_threads).
+  const NativeWorker = globalThis.Worker;
+  let maxWorkers = 0;
+  let workersLeft = 0;
+  const LimitedWorker = function (specifier: string | URL, options?: WorkerOptions): Worker {
+    if (new.target === undefined) throw new TypeError("Failed to construct 'Worker': Please use the 'new' operator.");
+    if (workersLeft <= 0) {
+      throw namedError(
+        "WorkerLimitError",
+        `The program tried to start a Worker, over the limit of ${maxWorkers} per execution; do the work in the program itself.`,
+      );
+    }
+    workersLeft -= 1;
+    return new NativeWorker(specifier, options);
+  };
+  lock(LimitedWorker, "name", "Worker");
+  lock(LimitedWorker, "prototype", NativeWorker.prototype);
+  lock(NativeWorker.prototype, "constructor", LimitedWorker);
+  lock(globalThis, "Worker", LimitedWorker);
 
   // The line in the model's program for the first stack frame inside it.
   function programLine(stack: unknown): number | undefined {
@@ -88,7 +138,7 @@ function workerMain(): void {
       if (v instanceof Set) throw new TypeError(`${what} is not JSON: Set at ${path} (convert it with Array.from())`);
       stack.push(v);
       if (Array.isArray(v)) v.forEach((item, i) => check(item, `${path}[${i}]`));
-      else for (const key of Object.keys(v)) check((v as Record<string, unknown>)[key], `${path}.${key}`);
+      else for (const key of Object.keys(v as object)) check((v as Record<string, unknown>)[key], `${path}.${key}`);
       stack.pop();
     };
     check(value, what);
@@ -199,6 +249,7 @@ function workerMain(): void {
 
   async function run(msg: RunMessage): Promise<void> {
     maxLogBytes = msg.limits.maxLogBytes;
+    maxWorkers = workersLeft = msg.limits.maxWorkers ?? 0;
     lineOffset = msg.lineOffset;
     lineCount = msg.source.split("\n").length - lineOffset;
     installConsole();
@@ -245,15 +296,15 @@ function workerMain(): void {
     return info;
   }
 
-  self.addEventListener("unhandledrejection", (event) => {
+  scope.addEventListener("unhandledrejection", (event) => {
     event.preventDefault();
     finish({ ok: false, e: errorInfo(event.reason) });
   });
-  self.addEventListener("error", (event) => {
+  scope.addEventListener("error", (event) => {
     event.preventDefault();
     finish({ ok: false, e: errorInfo(event.error ?? event.message) });
   });
-  self.onmessage = (event: MessageEvent) => {
+  scope.onmessage = (event: MessageEvent) => {
     const msg = event.data;
     if (msg.t === "run") run(msg);
     else if (msg.t === "ret") settle(msg);
