@@ -1,0 +1,1 @@
+"""Adapters between codemode and other ecosystems; each module needs its own extra."""
