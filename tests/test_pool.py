@@ -1,0 +1,131 @@
+"""The warm pool: processes started ahead of demand, bounded, recycled, and never left behind."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+import textwrap
+import time
+from typing import Any
+
+import psutil
+import pytest
+
+from codemode import DenoSandbox, create_code_mode, create_tool
+
+
+def deno_children() -> set[int]:
+    return {
+        p.pid
+        for p in psutil.Process().children(recursive=True)
+        if p.is_running() and p.status() != psutil.STATUS_ZOMBIE and "deno" in p.name()
+    }
+
+
+async def settle(expected: int) -> set[int]:
+    """Processes start and stop in the background: wait briefly for the count to settle."""
+    for _ in range(200):
+        pids = deno_children()
+        if len(pids) == expected:
+            return pids
+        await asyncio.sleep(0.01)
+    return deno_children()
+
+
+@pytest.mark.parametrize(("max_idle", "after"), [(3, 3), (4, 4)])
+async def test_prestart_refill_idle_bound_and_clean_shutdown(max_idle: int, after: int) -> None:
+    assert deno_children() == set()
+    async with DenoSandbox(prestart=3, max_idle=max_idle) as sandbox:
+        assert len(deno_children()) == 3  # ready before the first execution
+        code_tool = create_code_mode(tools=[], sandbox=sandbox).tool
+        assert (await code_tool.execute({"code": "return 1"})).result == 1
+        # A spare was started while the used process booted its next realm; once that one is
+        # back, idle processes are trimmed to max_idle.
+        assert len(await settle(after)) == after
+        await asyncio.sleep(0.2)
+        assert len(deno_children()) == after
+    assert deno_children() == set()
+
+
+async def test_process_count_is_bounded_and_callers_wait_their_turn() -> None:
+    peak = 0
+
+    async def watch() -> None:
+        nonlocal peak
+        while True:
+            peak = max(peak, len(deno_children()))
+            await asyncio.sleep(0.01)
+
+    async with DenoSandbox(prestart=1, max_processes=2) as sandbox:
+        code_tool = create_code_mode(tools=[], sandbox=sandbox).tool
+        watcher = asyncio.create_task(watch())
+        started = time.perf_counter()
+        program = "await new Promise(r => setTimeout(r, 200)); return 'slept'"
+        results = await asyncio.gather(*(code_tool.execute({"code": program}) for _ in range(5)))
+        elapsed = time.perf_counter() - started
+        watcher.cancel()
+    assert [r.result for r in results] == ["slept"] * 5
+    assert peak == 2
+    assert elapsed >= 0.6  # five 200 ms programs through two processes: three rounds
+
+
+async def test_processes_are_retired_after_max_uses() -> None:
+    seen: set[int] = set()
+
+    def record(_: Any) -> None:
+        seen.update(deno_children())
+
+    probe = create_tool(id="probe", description="", input_schema={}, execute=record)
+    async with DenoSandbox(prestart=0, max_idle=1, max_processes=1, max_uses=2) as sandbox:
+        code_tool = create_code_mode(tools=[probe], sandbox=sandbox).tool
+        for _ in range(4):
+            assert (await code_tool.execute({"code": "await external_probe({})"})).success
+    assert len(seen) == 2  # four executions, two uses each
+
+
+async def test_a_crash_in_one_execution_never_touches_another() -> None:
+    async with DenoSandbox(heap_mb=64, memory_mb=2048) as sandbox:
+        code_tool = create_code_mode(tools=[], sandbox=sandbox).tool
+        bomb = "const xs: number[][] = []\nwhile (true) xs.push(new Array(1e6).fill(1))"
+        calm = "await new Promise(r => setTimeout(r, 300)); return 'unharmed'"
+        crashed, calm_result = await asyncio.gather(
+            code_tool.execute({"code": bomb}), code_tool.execute({"code": calm})
+        )
+        after = await code_tool.execute({"code": "return 'next'"})
+    assert crashed.error is not None and crashed.error.name == "MemoryLimitError"
+    assert calm_result.result == "unharmed"
+    assert after.result == "next"
+
+
+@pytest.mark.parametrize("close", [False, True], ids=["interpreter-exit", "aclose"])
+def test_no_process_outlives_the_interpreter(close: bool) -> None:
+    script = textwrap.dedent(
+        f"""
+        import asyncio, psutil
+        from codemode import DenoSandbox, create_code_mode
+
+        async def main():
+            sandbox = DenoSandbox(prestart=2)
+            await sandbox.start()
+            tool = create_code_mode(tools=[], sandbox=sandbox).tool
+            assert (await tool.execute({{"code": "return 1"}})).result == 1
+            kids = [p.pid for p in psutil.Process().children(recursive=True)]
+            print(" ".join(map(str, kids)), flush=True)
+            if {close}:
+                await sandbox.aclose()
+
+        asyncio.run(main())
+        """
+    )
+    completed = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60
+    )
+    assert completed.returncode == 0, completed.stderr
+    pids = [int(p) for p in completed.stdout.split()]
+    assert len(pids) >= 2
+    deadline = time.monotonic() + 2
+    while time.monotonic() < deadline and any(psutil.pid_exists(p) for p in pids):
+        time.sleep(0.02)
+    alive = [p for p in pids if psutil.pid_exists(p) and psutil.Process(p).status() != "zombie"]
+    assert alive == []
