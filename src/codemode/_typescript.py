@@ -333,7 +333,7 @@ _OBJECT_KEYWORDS: Final = frozenset(
 _ARRAY_KEYWORDS: Final = frozenset({"items", "prefixItems", "additionalItems"})
 _MISSING: Final[Any] = object()
 
-NameLookup = Callable[[_Document, str], "str | None"]
+_NameLookup = Callable[[_Document, str], "str | None"]
 
 
 def _constrains(schema: Mapping[str, Any]) -> bool:
@@ -353,7 +353,7 @@ def _type_list(schema: Mapping[str, Any]) -> list[str] | None:
 class _Renderer:
     """Renders schemas of known documents; ``$ref``s become the names ``lookup`` gives."""
 
-    def __init__(self, lookup: NameLookup) -> None:
+    def __init__(self, lookup: _NameLookup) -> None:
         self._lookup = lookup
 
     def render(self, schema: Any, doc: _Document, indent: int, depth: int = 0) -> _Type:
@@ -382,15 +382,19 @@ class _Renderer:
         all_of = schema.get("allOf")
         if isinstance(all_of, list):
             base: dict[str, Any] = {k: v for k, v in schema.items() if k != "allOf"}
+            # Members that only refine `base` merge into it (one object type); the rest
+            # intersect, in the order written (`Base & { ... }`).
+            base_at = 0 if _constrains(base) else None
             extra: list[Any] = []
             for member in all_of:
                 if _mergeable(base, member):
                     base = _merge(base, member)
+                    base_at = len(extra) if base_at is None else base_at
                 else:
                     extra.append(member)
             parts = [self.render(m, doc, indent, depth + 1) for m in extra]
-            if _constrains(base) or not parts:
-                parts.insert(0, self._core(base, doc, indent, depth))
+            if base_at is not None or not parts:
+                parts.insert(base_at or 0, self._core(base, doc, indent, depth))
             return _intersection(parts)
 
         for key in ("anyOf", "oneOf"):
@@ -514,7 +518,10 @@ class _Renderer:
             if optional:
                 matches.append(_Type("undefined"))
             if sig.value.text != "unknown" and matches:
-                sig.value = _union([sig.value, *matches])
+                widened = _union([sig.value, *matches])
+                if widened.text != sig.value.text and sig.note:
+                    sig.doc.append(sig.note)
+                sig.value = widened
 
         for key_type, sig in signatures.items():
             lines.extend(_doc_comment(sig.doc, pad))
@@ -537,13 +544,16 @@ class _Renderer:
     ) -> dict[str, _Signature]:
         signatures: dict[str, _Signature] = {}
 
-        def add(key_type: str, prefix: str | None, value: _Type, doc_lines: list[str]) -> None:
+        def add(
+            key_type: str, prefix: str | None, value: _Type, doc_lines: list[str]
+        ) -> _Signature:
             sig = signatures.get(key_type)
             if sig is None:
-                signatures[key_type] = _Signature(prefix, value, list(doc_lines))
+                sig = signatures[key_type] = _Signature(prefix, value, list(doc_lines))
             else:
                 sig.value = _union([sig.value, value])
                 sig.doc.extend(doc_lines)
+            return sig
 
         patterns = schema.get("patternProperties")
         patterns = patterns if isinstance(patterns, Mapping) else {}
@@ -551,14 +561,17 @@ class _Renderer:
             prefix = _literal_prefix(str(pattern))
             key_type = "string" if prefix is None else f"`{prefix}${{string}}`"
             value = self.render(sub, doc, indent + 1, depth + 1)
-            add(key_type, prefix, value, [f"Keys matching /{pattern}/.", *_doc_lines(sub)])
+            holds = f": {value.text}." if "\n" not in value.text else "."
+            add(key_type, prefix, value, [f"Keys matching /{pattern}/{holds}", *_doc_lines(sub)])
 
         extra = schema.get("additionalProperties", _MISSING)
         if extra is True or (extra is _MISSING and not has_properties and not patterns):
             add("string", None, _UNKNOWN, [])
         elif isinstance(extra, Mapping):
             value = self.render(extra, doc, indent + 1, depth + 1)
-            add("string", None, value, _doc_lines(extra))
+            sig = add("string", None, value, _doc_lines(extra))
+            if "\n" not in value.text and not patterns:
+                sig.note = f"Other keys: {value.text}."
         return signatures
 
 
@@ -567,6 +580,8 @@ class _Signature:
     prefix: str | None  # literal key prefix for template-keyed signatures, None for `string`
     value: _Type
     doc: list[str] = field(default_factory=list)
+    # Said in the JSDoc once widening has hidden what other keys really hold.
+    note: str | None = None
 
 
 _PREFIX_CHARS: Final = re.compile(r"[A-Za-z0-9_\-:@/ ]")
@@ -819,10 +834,15 @@ def _json_value(value: Any) -> str:
 
 def _constraint_tags(schema: Mapping[str, Any], prefix: str = "") -> list[str]:
     tags: list[str] = []
+    # A tuple type already says how many items it takes, up to its fixed elements.
+    fixed = schema.get("prefixItems", schema.get("items"))
+    tuple_length = len(fixed) if isinstance(fixed, list) else -1
     for key in _CONSTRAINT_TAGS:
         if key not in schema:
             continue
         value = schema[key]
+        if key in ("minItems", "maxItems") and isinstance(value, int) and value <= tuple_length:
+            continue
         if key in ("exclusiveMinimum", "exclusiveMaximum") and isinstance(value, bool):
             bound = schema.get("minimum" if key == "exclusiveMinimum" else "maximum")
             if value and isinstance(bound, int | float):  # draft 4 boolean form
@@ -836,8 +856,8 @@ def _constraint_tags(schema: Mapping[str, Any], prefix: str = "") -> list[str]:
             if value is True:
                 tags.append(f"@{prefix}uniqueItems")
             continue
-        shown = value if isinstance(value, str) else _json_value(value)
-        tags.append(f"@{prefix}{key} {shown}")
+        shown = _LINE_BREAK.sub(" ", value) if isinstance(value, str) else _json_value(value)
+        tags.append(f"@{prefix}{key} {_SURROGATE.sub(chr(0xFFFD), shown)}")
     return tags
 
 
@@ -888,11 +908,15 @@ def _doc_lines(schema: Any) -> list[str]:
 
 
 def _function_doc(tool: ToolDeclaration) -> list[str]:
-    lines = _text_lines(tool.description)
+    lines = _text_lines(tool.description or "")
     root_in = (
         tool.input_schema.get("description") if isinstance(tool.input_schema, Mapping) else None
     )
-    if isinstance(root_in, str) and root_in.strip() and root_in.strip() != tool.description.strip():
+    if (
+        isinstance(root_in, str)
+        and root_in.strip()
+        and root_in.strip() != (tool.description or "").strip()
+    ):
         text = _text_lines(root_in)
         lines.append(f"@param input {text[0]}")
         lines.extend(text[1:])
