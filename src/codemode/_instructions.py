@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from ._tools import Tool
 from ._typescript import ToolDeclaration, render_declarations
 
-__all__ = ["render_instructions"]
+__all__ = ["render_instructions", "render_tool_declarations"]
 
 _CONTRACT = """\
 You have a tool named `{id}` that runs a TypeScript program in a sandbox and returns what the \
@@ -41,10 +41,10 @@ def _format_timeout(timeout_ms: int) -> str:
     return f"{timeout_ms} ms"
 
 
-def render_instructions(tools: Mapping[str, Tool], *, id: str, timeout_ms: int) -> str:
-    """The usage contract for code tool ``id`` followed by the declarations of ``tools``
-    (keyed by the identifier each is called by, ``external_<key>``)."""
-    declarations = render_declarations(
+def render_tool_declarations(tools: Mapping[str, Tool]) -> str:
+    """The ``declare function external_<key>`` block for ``tools`` (keyed by the identifier
+    each is called by), with the named types they use."""
+    return render_declarations(
         [
             ToolDeclaration(
                 name=name,
@@ -55,7 +55,9 @@ def render_instructions(tools: Mapping[str, Tool], *, id: str, timeout_ms: int) 
             )
             for name, tool in tools.items()
         ]
-    )
-    return _CONTRACT.format(
-        id=id, timeout=_format_timeout(timeout_ms), declarations=declarations.rstrip()
-    )
+    ).rstrip()
+
+
+def render_instructions(declarations: str, *, id: str, timeout_ms: int) -> str:
+    """The usage contract for code tool ``id`` followed by the tools' declarations."""
+    return _CONTRACT.format(id=id, timeout=_format_timeout(timeout_ms), declarations=declarations)
