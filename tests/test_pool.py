@@ -15,12 +15,26 @@ import pytest
 from codemode import DenoSandbox, create_code_mode, create_tool
 
 
-def deno_children() -> set[int]:
+def all_deno_children() -> set[int]:
     return {
         p.pid
         for p in psutil.Process().children(recursive=True)
         if p.is_running() and p.status() != psutil.STATUS_ZOMBIE and "deno" in p.name()
     }
+
+
+_BEFORE: set[int] = set()
+
+
+@pytest.fixture(autouse=True)
+def _only_this_tests_processes() -> None:
+    """Other tests' sandboxes (e.g. the one behind execute_sync) may still hold processes."""
+    _BEFORE.clear()
+    _BEFORE.update(all_deno_children())
+
+
+def deno_children() -> set[int]:
+    return all_deno_children() - _BEFORE
 
 
 async def settle(expected: int) -> set[int]:
