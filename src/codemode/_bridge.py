@@ -94,7 +94,10 @@ class Bridge:
         reply(answer)
 
     async def _run(self, tool: Tool, args_json: str | None) -> Any:
-        raw = {} if args_json is None else json.loads(args_json)
+        try:
+            raw = {} if args_json is None else json.loads(args_json)
+        except ValueError:  # the runner relays the text as the program sent it: maybe forged
+            raise TypeError(f"The input of tool {tool.id} is not JSON.") from None
         validated = tool.validate_input(raw)
         if tool.require_approval:
             call = ToolCall(tool.id, validated, self._request_context)

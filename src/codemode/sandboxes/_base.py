@@ -35,6 +35,7 @@ class ExecutionLimits:
     max_concurrent_tool_calls: int = 256
     max_log_bytes: int = 1_000_000
     max_result_bytes: int = 10_000_000
+    max_workers: int = 0  # nested Workers a program may start; each is a realm with no guards
 
 
 @dataclass(frozen=True)
