@@ -1,0 +1,213 @@
+"""codemode tools as LangChain tools, driven by a scripted chat model in a tool-calling loop."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+pytest.importorskip("langchain_core")
+
+from langchain_core.messages import SystemMessage, ToolCall, ToolMessage
+from langchain_core.utils.function_calling import convert_to_openai_tool
+
+from codemode import DenoSandbox, Tool, ToolContext, create_code_mode, create_tool, tool
+from codemode._code_mode import _background_loop
+from codemode.integrations.langchain import system_message, to_langchain
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+
+SHOP_RESULT = [
+    {"name": "Espresso machine", "sales": 1520, "averageRating": 4.5},
+    {"name": "Burr grinder", "sales": 1310, "averageRating": 3.67},
+    {"name": "Milk frother", "sales": 990, "averageRating": 3.5},
+    {"name": "Pour-over kettle", "sales": 870, "averageRating": 4.67},
+    {"name": "Coffee scale", "sales": 640, "averageRating": 4},
+]
+SHOP_ANSWER = """\
+Top 5 products with their average rating:
+- Espresso machine: 4.5
+- Burr grinder: 3.67
+- Milk frother: 3.5
+- Pour-over kettle: 4.67
+- Coffee scale: 4"""
+
+
+def load_example(name: str) -> ModuleType:
+    """Import examples/<name>.py the way `python examples/<name>.py` sees its neighbours."""
+    if str(EXAMPLES) not in sys.path:
+        sys.path.insert(0, str(EXAMPLES))
+    spec = importlib.util.spec_from_file_location(name, EXAMPLES / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def call(name: str, args: dict[str, Any]) -> ToolCall:
+    return ToolCall(name=name, args=args, id="call_1", type="tool_call")
+
+
+async def test_quickstart_answers_from_one_execute_typescript_call(
+    deno_sandbox: DenoSandbox,
+) -> None:
+    example = load_example("langchain_agent")
+
+    messages = await example.ask(example.ScriptedChatModel(), deno_sandbox, example.QUESTION)
+
+    calls = [c for m in messages for c in getattr(m, "tool_calls", [])]
+    assert [(c["name"], c["args"]) for c in calls] == [
+        ("execute_typescript", {"code": (EXAMPLES / "shop.ts").read_text()})
+    ]
+    results = [m for m in messages if isinstance(m, ToolMessage)]
+    expected = {"success": True, "result": SHOP_RESULT, "logs": []}
+    assert [(json.loads(m.text), m.artifact, m.status) for m in results] == [
+        (expected, expected, "success")
+    ]
+    assert messages[-1].text == SHOP_ANSWER
+
+
+def test_example_runs_offline_as_a_script() -> None:
+    env = {k: v for k, v in os.environ.items() if k != "OPENAI_API_KEY"}
+    done = subprocess.run(
+        [sys.executable, str(EXAMPLES / "langchain_agent.py")],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=False,
+    )
+    assert (done.returncode, done.stdout, done.stderr) == (0, SHOP_ANSWER + "\n", "")
+
+
+async def test_instructions_go_in_the_system_message_and_the_description(
+    deno_sandbox: DenoSandbox,
+) -> None:
+    example = load_example("langchain_agent")
+    code_tool, instructions = create_code_mode(tools=example.tools, sandbox=deno_sandbox)
+
+    lc_tool = to_langchain(code_tool)
+
+    assert system_message(" You are a helpful shopping assistant. ", instructions) == SystemMessage(
+        "You are a helpful shopping assistant.\n\n" + instructions.strip()
+    )
+    assert (lc_tool.name, lc_tool.description) == ("execute_typescript", instructions)
+    # What LangChain sends to a model is the tool's JSON, less the schema's titles and the root
+    # description (the input model's docstring), which it drops.
+    expected = code_tool.to_openai_tool()
+    parameters = expected["function"]["parameters"]
+    for key in ["title", "description"]:
+        del parameters[key]
+    del parameters["properties"]["code"]["title"]
+    assert convert_to_openai_tool(lc_tool) == expected
+
+
+def test_regular_tool_invokes_synchronously_with_its_json_result() -> None:
+    example = load_example("langchain_agent")
+    top = to_langchain(example.tools["getTopProducts"])
+
+    message = top.invoke(call("getTopProducts", {"limit": 1}))
+
+    expected = {"products": [{"id": "p1", "name": "Espresso machine", "totalSales": 1520.0}]}
+    assert isinstance(message, ToolMessage)
+    assert (json.loads(message.text), message.artifact, message.status) == (
+        expected,
+        expected,
+        "success",
+    )
+
+
+def test_code_tool_invokes_synchronously() -> None:
+    sandbox = DenoSandbox(prestart=0)
+    code_tool, _ = create_code_mode(tools=[], sandbox=sandbox)
+
+    try:
+        content = to_langchain(code_tool).invoke({"code": "return 6 * 7"})
+    finally:
+        # invoke() ran the sandbox on codemode's background loop; its processes live there.
+        _background_loop().run(sandbox.aclose())
+
+    assert json.loads(content) == {"success": True, "result": 42, "logs": []}
+
+
+async def test_invalid_arguments_become_an_error_message_for_the_model() -> None:
+    example = load_example("langchain_agent")
+    top = to_langchain(example.tools["getTopProducts"])
+
+    message = await top.ainvoke(call("getTopProducts", {"limit": "many"}))
+
+    assert isinstance(message, ToolMessage)
+    assert (message.text, message.status) == (
+        "Tool input validation failed for getTopProducts:\n"
+        "- limit: Input should be a valid integer, unable to parse string as an integer",
+        "error",
+    )
+
+
+async def test_tool_errors_propagate() -> None:
+    def fail(input: dict[str, Any]) -> None:
+        raise LookupError("no such product")
+
+    broken = Tool(id="broken", description="Fails.", input_schema={"type": "object"}, execute=fail)
+
+    with pytest.raises(LookupError, match="no such product"):
+        await to_langchain(broken).ainvoke(call("broken", {}))
+
+
+def test_tools_that_need_approval_are_refused() -> None:
+    refund = create_tool(
+        id="refund",
+        description="Refund an order.",
+        input_schema={"type": "object"},
+        execute=lambda input: None,
+        require_approval=True,
+    )
+
+    with pytest.raises(ValueError) as caught:
+        to_langchain(refund)
+
+    assert str(caught.value) == (
+        "tool 'refund' requires approval, but a LangChain tool has no approval step and would "
+        "run unapproved; expose it through a code tool (create_code_mode(tools=[...], "
+        "approve=...)) instead"
+    )
+
+
+def whoami_tool(seen: list[dict[str, Any]]) -> Tool:
+    @tool
+    def whoami(context: ToolContext) -> str:
+        """Who is asking."""
+        seen.append(dict(context.request_context))
+        return "ok"
+
+    return whoami
+
+
+async def test_request_context_comes_from_the_run_config(deno_sandbox: DenoSandbox) -> None:
+    seen: list[dict[str, Any]] = []
+    whoami = whoami_tool(seen)
+    code_tool, _ = create_code_mode(tools=[whoami], sandbox=deno_sandbox)
+
+    await to_langchain(whoami).ainvoke(
+        call("whoami", {}), config={"configurable": {"request_context": {"user": "ada"}}}
+    )
+    content = await to_langchain(code_tool).ainvoke(
+        {"code": "return await external_whoami({})"},
+        config={"configurable": {"request_context": {"user": "bob"}}},
+    )
+    by_thread = to_langchain(
+        whoami, request_context=lambda config: {"user": config["configurable"]["thread_id"]}
+    )
+    await by_thread.ainvoke(call("whoami", {}), config={"configurable": {"thread_id": "t-1"}})
+    await to_langchain(whoami).ainvoke(call("whoami", {}))
+
+    assert json.loads(content) == {"success": True, "result": "ok", "logs": []}
+    assert seen == [{"user": "ada"}, {"user": "bob"}, {"user": "t-1"}, {}]

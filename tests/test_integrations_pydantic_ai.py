@@ -1,0 +1,288 @@
+"""codemode tools inside pydantic-ai agents, driven by pydantic-ai's own FunctionModel."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+pytest.importorskip("pydantic_ai")
+
+from pydantic_ai import Agent, DeferredToolRequests, RunContext
+from pydantic_ai.messages import (
+    ModelMessage,
+    ModelResponse,
+    RetryPromptPart,
+    TextPart,
+    ToolCallPart,
+    ToolReturnPart,
+)
+from pydantic_ai.models.function import AgentInfo, FunctionModel
+
+from codemode import DenoSandbox, Tool, ToolContext, create_code_mode, create_tool, tool
+from codemode.integrations.pydantic_ai import to_pydantic_ai, to_pydantic_ai_toolset
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+
+SHOP_RESULT = [
+    {"name": "Espresso machine", "sales": 1520, "averageRating": 4.5},
+    {"name": "Burr grinder", "sales": 1310, "averageRating": 3.67},
+    {"name": "Milk frother", "sales": 990, "averageRating": 3.5},
+    {"name": "Pour-over kettle", "sales": 870, "averageRating": 4.67},
+    {"name": "Coffee scale", "sales": 640, "averageRating": 4},
+]
+SHOP_ANSWER = """\
+Top 5 products with their average rating:
+- Espresso machine: 4.5
+- Burr grinder: 3.67
+- Milk frother: 3.5
+- Pour-over kettle: 4.67
+- Coffee scale: 4"""
+
+
+def load_example(name: str) -> ModuleType:
+    """Import examples/<name>.py the way `python examples/<name>.py` sees its neighbours."""
+    if str(EXAMPLES) not in sys.path:
+        sys.path.insert(0, str(EXAMPLES))
+    spec = importlib.util.spec_from_file_location(name, EXAMPLES / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def parts(messages: list[ModelMessage], kind: type[Any]) -> list[Any]:
+    return [p for m in messages for p in m.parts if isinstance(p, kind)]
+
+
+def call_once(name: str, args: dict[str, Any]) -> FunctionModel:
+    """A model that calls one tool, then answers with exactly what came back (JSON for a
+    result, the message for a retry prompt)."""
+
+    def respond(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
+        replies = parts(messages, ToolReturnPart) + parts(messages, RetryPromptPart)
+        if not replies:
+            return ModelResponse(parts=[ToolCallPart(name, args)])
+        reply = replies[-1]
+        text = reply.content if isinstance(reply.content, str) else json.dumps(reply.content)
+        return ModelResponse(parts=[TextPart(text)])
+
+    return FunctionModel(respond)
+
+
+async def test_quickstart_answers_from_one_execute_typescript_call(
+    deno_sandbox: DenoSandbox,
+) -> None:
+    example = load_example("pydantic_ai_agent")
+
+    result = await example.build_agent(example.scripted_model(), deno_sandbox).run(example.QUESTION)
+
+    calls = parts(result.all_messages(), ToolCallPart)
+    assert [(c.tool_name, c.args) for c in calls] == [
+        ("execute_typescript", {"code": (EXAMPLES / "shop.ts").read_text()})
+    ]
+    returns = parts(result.all_messages(), ToolReturnPart)
+    assert [r.content for r in returns] == [{"success": True, "result": SHOP_RESULT, "logs": []}]
+    assert result.output == SHOP_ANSWER
+
+
+def test_example_runs_offline_as_a_script() -> None:
+    env = {k: v for k, v in os.environ.items() if k != "OPENAI_API_KEY"}
+    done = subprocess.run(
+        [sys.executable, str(EXAMPLES / "pydantic_ai_agent.py")],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=False,
+    )
+    assert (done.returncode, done.stdout, done.stderr) == (0, SHOP_ANSWER + "\n", "")
+
+
+async def test_instructions_reach_the_model_in_the_agent_and_the_toolset(
+    deno_sandbox: DenoSandbox,
+) -> None:
+    example = load_example("pydantic_ai_agent")
+    code_tool, instructions = create_code_mode(tools=example.tools, sandbox=deno_sandbox)
+    seen: list[str | None] = []
+
+    def respond(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
+        seen.append(info.instructions)
+        return ModelResponse(parts=[TextPart("ok")])
+
+    await example.build_agent(FunctionModel(respond), deno_sandbox).run("hi")
+    await Agent(FunctionModel(respond), toolsets=[to_pydantic_ai_toolset(code_tool)]).run("hi")
+
+    # pydantic-ai joins instruction parts with one or two newlines, depending on its version.
+    [in_agent, in_toolset] = seen
+    assert in_agent is not None and in_agent.startswith("You are a helpful shopping assistant.\n")
+    assert in_agent.endswith("\n" + instructions.strip())
+    assert in_toolset == instructions.strip()
+
+
+async def test_tool_definition_is_the_tools_json_schema(deno_sandbox: DenoSandbox) -> None:
+    example = load_example("pydantic_ai_agent")
+    code_tool, instructions = create_code_mode(tools=example.tools, sandbox=deno_sandbox)
+
+    definition = to_pydantic_ai(code_tool).tool_def
+
+    assert (definition.name, definition.description) == ("execute_typescript", instructions)
+    assert definition.parameters_json_schema == code_tool.to_openai_tool()["function"]["parameters"]
+
+
+async def test_regular_tool_returns_its_json_result() -> None:
+    example = load_example("pydantic_ai_agent")
+    top = example.tools["getTopProducts"]
+
+    agent = Agent(call_once("getTopProducts", {"limit": 2}), tools=[to_pydantic_ai(top)])
+    result = await agent.run("top 2")
+
+    assert [r.content for r in parts(result.all_messages(), ToolReturnPart)] == [
+        {
+            "products": [
+                {"id": "p1", "name": "Espresso machine", "totalSales": 1520.0},
+                {"id": "p2", "name": "Burr grinder", "totalSales": 1310.0},
+            ]
+        }
+    ]
+
+
+async def test_an_argument_named_ctx_reaches_the_tool() -> None:
+    echo = create_tool(
+        id="echo",
+        description="Echo.",
+        input_schema={"type": "object", "properties": {"ctx": {"type": "string"}}},
+        execute=lambda input: input["ctx"],
+    )
+
+    result = await Agent(call_once("echo", {"ctx": "hi"}), tools=[to_pydantic_ai(echo)]).run("")
+
+    assert result.output == "hi"
+
+
+async def test_invalid_arguments_become_a_retry_prompt() -> None:
+    example = load_example("pydantic_ai_agent")
+    top = example.tools["getTopProducts"]
+
+    agent = Agent(call_once("getTopProducts", {"limit": "many"}), tools=[to_pydantic_ai(top)])
+    result = await agent.run("top products")
+
+    # pydantic-ai 2.x reports a retry as a ToolReturnPart with outcome="retried"; 1.x as a
+    # RetryPromptPart. Either way the model reads the message and may try again.
+    replies = parts(result.all_messages(), ToolReturnPart) + parts(
+        result.all_messages(), RetryPromptPart
+    )
+    assert [isinstance(r, RetryPromptPart) or r.outcome == "retried" for r in replies] == [True]
+    assert result.output == (
+        "Tool input validation failed for getTopProducts:\n"
+        "- limit: Input should be a valid integer, unable to parse string as an integer"
+    )
+
+
+async def test_tool_errors_propagate() -> None:
+    def fail(input: dict[str, Any]) -> None:
+        raise LookupError("no such product")
+
+    broken = Tool(id="broken", description="Fails.", input_schema={"type": "object"}, execute=fail)
+    agent = Agent(call_once("broken", {}), tools=[to_pydantic_ai(broken)])
+
+    with pytest.raises(LookupError, match="no such product"):
+        await agent.run("go")
+
+
+async def test_tools_that_need_approval_wait_for_pydantic_ais_approval() -> None:
+    ran: list[Any] = []
+    refund = create_tool(
+        id="refund",
+        description="Refund an order.",
+        input_schema={"type": "object", "properties": {"orderId": {"type": "string"}}},
+        execute=lambda input: ran.append(input),
+        require_approval=True,
+    )
+    agent = Agent(
+        call_once("refund", {"orderId": "o1"}),
+        tools=[to_pydantic_ai(refund)],
+        output_type=[str, DeferredToolRequests],
+    )
+
+    result = await agent.run("refund o1")
+
+    assert isinstance(result.output, DeferredToolRequests)
+    assert [(c.tool_name, c.args) for c in result.output.approvals] == [
+        ("refund", {"orderId": "o1"})
+    ]
+    assert ran == []
+
+
+@dataclass
+class Deps:
+    user: str
+
+
+def whoami_tool(seen: list[dict[str, Any]]) -> Tool:
+    @tool
+    def whoami(context: ToolContext) -> str:
+        """Who is asking."""
+        seen.append(dict(context.request_context))
+        return "ok"
+
+    return whoami
+
+
+async def test_mapping_deps_are_the_request_context_of_direct_and_program_calls(
+    deno_sandbox: DenoSandbox,
+) -> None:
+    seen: list[dict[str, Any]] = []
+    whoami = whoami_tool(seen)
+    code_tool, _ = create_code_mode(tools=[whoami], sandbox=deno_sandbox)
+
+    await Agent(call_once("whoami", {}), tools=[to_pydantic_ai(whoami)]).run(
+        "who am I?", deps={"user": "ada"}
+    )
+    program = {"code": "return await external_whoami({})"}
+    agent = Agent(call_once("execute_typescript", program), tools=[to_pydantic_ai(code_tool)])
+    result = await agent.run("who am I?", deps={"user": "bob"})
+
+    assert seen == [{"user": "ada"}, {"user": "bob"}]
+    assert result.output == '{"success": true, "result": "ok", "logs": []}'
+
+
+async def test_object_deps_are_passed_whole_unless_told_otherwise() -> None:
+    seen: list[dict[str, Any]] = []
+    whoami = whoami_tool(seen)
+    deps = Deps(user="ada")
+
+    await Agent(call_once("whoami", {}), tools=[to_pydantic_ai(whoami)]).run("who am I?", deps=deps)
+
+    def by_user(ctx: RunContext[Any]) -> dict[str, Any]:
+        return {"user": ctx.deps.user}
+
+    tools = [to_pydantic_ai(whoami, request_context=by_user)]
+    await Agent(call_once("whoami", {}), tools=tools).run("who am I?", deps=deps)
+
+    assert seen == [{"deps": deps}, {"user": "ada"}]
+    assert seen[0]["deps"] is deps
+
+
+async def test_code_tool_failure_is_the_specs_result_shape(deno_sandbox: DenoSandbox) -> None:
+    code_tool, _ = create_code_mode(tools=[], sandbox=deno_sandbox)
+    program = {"code": "console.log('checking')\nthrow new RangeError('out of stock')"}
+
+    agent = Agent(call_once("execute_typescript", program), tools=[to_pydantic_ai(code_tool)])
+    result = await agent.run("go")
+
+    [reply] = parts(result.all_messages(), ToolReturnPart)
+    assert reply.content == {
+        "success": False,
+        "logs": ["checking"],
+        "error": {"message": "out of stock", "name": "RangeError", "line": 2},
+    }
