@@ -634,10 +634,14 @@ async def test_deno_sandbox_denies_what_local_allows(sandbox: DenoSandbox, tmp_p
 
 
 def test_execute_sync_without_an_event_loop() -> None:
-    code_tool = create_code_mode(tools=[adder()], sandbox=DenoSandbox()).tool
+    sandbox = DenoSandbox()
+    code_tool = create_code_mode(tools=[adder()], sandbox=sandbox).tool
     first = code_tool.execute_sync({"code": "return await external_add({ a: 2, b: 3 })"})
     second = code_tool.execute_sync({"code": "return 'again'"})
     assert (first.result, second.result) == (5, "again")
+    assert deno_children(), "the processes stay warm between synchronous calls"
+    sandbox.close()
+    assert deno_children() == set()
 
 
 async def test_execute_sync_inside_a_loop_says_to_await() -> None:

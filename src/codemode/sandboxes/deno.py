@@ -16,6 +16,7 @@ import json
 import os
 import shutil
 import signal
+import subprocess
 import tempfile
 import weakref
 from collections import deque
@@ -33,6 +34,8 @@ __all__ = ["DenoSandbox"]
 RUNNER = Path(__file__).parent / "runner" / "runner.ts"
 _STDERR_TAIL = 8192
 _START_TIMEOUT = 20.0
+# Threads one worker may add: its own, and its runtime's blocking pool (32 in Deno 2), with slack.
+_THREADS_PER_WORKER = 40
 
 
 def deno_executable() -> str:
@@ -63,7 +66,7 @@ def _kill_all() -> None:
 class _DenoProcess:
     """One runner process and its socket; serves executions one at a time."""
 
-    def __init__(self, proc: asyncio.subprocess.Process, workdir: str) -> None:
+    def __init__(self, proc: subprocess.Popen[bytes], workdir: str) -> None:
         self.proc = proc
         self.workdir = workdir
         self.reader: asyncio.StreamReader | None = None
@@ -71,6 +74,11 @@ class _DenoProcess:
         self.uses = 0
         self.ready = False  # a fresh realm is waiting for the next job
         self.over_memory = False
+        self.over_threads: int | None = None  # the thread allowance the program went over
+        self.fresh_rss = 0  # bytes, when its first realm was ready
+        self.heap_mb = 0  # the V8 heap limit it was started with
+        self.message_limit = 0  # bytes in one line from the runner
+        self.retire_rss = 0  # bytes; a process holding more once a job is done is not reused
         self.stderr_tail = b""
         self._stderr_task: asyncio.Task[None] | None = None
         self._killed = False
@@ -92,26 +100,24 @@ class _DenoProcess:
 
         server = await asyncio.start_unix_server(on_connect, path=socket_path, limit=limit)
         try:
-            proc = await asyncio.create_subprocess_exec(
+            proc = _spawn(
                 deno_executable(),
                 "run",
                 *_deno_flags(config, socket_path),
                 str(RUNNER),
-                stdin=asyncio.subprocess.DEVNULL,
-                stdout=asyncio.subprocess.DEVNULL,
-                stderr=asyncio.subprocess.PIPE,
                 env=_environment(config, socket_path),
                 cwd=workdir,
-                start_new_session=True,  # its own process group, killed as one
             )
         except BaseException:
             server.close()
             shutil.rmtree(workdir, ignore_errors=True)
             raise
         self = cls(proc, workdir)
+        self.heap_mb = config.heap_mb
+        self.message_limit = limit
         self._stderr_task = asyncio.create_task(self._drain_stderr())
         try:
-            exited: asyncio.Future[Any] = asyncio.ensure_future(proc.wait())
+            exited: asyncio.Future[Any] = asyncio.ensure_future(self.wait_exit())
             waiting: set[asyncio.Future[Any]] = {connected, exited}
             done, _ = await asyncio.wait(
                 waiting, timeout=_START_TIMEOUT, return_when=asyncio.FIRST_COMPLETED
@@ -126,6 +132,11 @@ class _DenoProcess:
             exited.cancel()
             self.reader, self.writer = connected.result()
         except BaseException:
+            # A connection that came (or comes) too late is closed, not left to the GC.
+            if not connected.done():
+                connected.cancel()
+            elif not connected.cancelled() and self.writer is None:
+                connected.result()[1].close()
             await asyncio.shield(self.aclose())  # reaped even when the start is cancelled
             raise
         finally:
@@ -135,10 +146,25 @@ class _DenoProcess:
         return self
 
     async def _drain_stderr(self) -> None:
-        stream = self.proc.stderr
-        assert stream is not None
-        while chunk := await stream.read(65536):
-            self.stderr_tail = (self.stderr_tail + chunk)[-_STDERR_TAIL:]
+        """Keep the last bytes of stderr for error messages; a flood is read and dropped."""
+        assert self.proc.stderr is not None
+        loop = asyncio.get_running_loop()
+        stream = asyncio.StreamReader(limit=_STDERR_TAIL, loop=loop)
+        transport, _ = await loop.connect_read_pipe(
+            lambda: asyncio.StreamReaderProtocol(stream, loop=loop), self.proc.stderr
+        )
+        try:
+            while chunk := await stream.read(65536):
+                self.stderr_tail = (self.stderr_tail + chunk)[-_STDERR_TAIL:]
+        finally:
+            transport.close()
+
+    async def wait_exit(self) -> int:
+        """Reap the process. Polled: asyncio's child watchers cost a thread per process and,
+        on Python 3.11, can wait forever for a spawn that was cancelled."""
+        while (code := self.proc.poll()) is None:
+            await asyncio.sleep(0.005)
+        return code
 
     async def _stderr_settled(self) -> None:
         if self._stderr_task is not None:
@@ -154,6 +180,17 @@ class _DenoProcess:
             raise SandboxError(
                 "SandboxStartError", f"The sandbox runner did not get ready: {self.describe_exit()}"
             )
+        # Blob data outlives the realm that made it (the blob store is the process's): a
+        # process left holding much more memory than it started with is retired, so that no
+        # program inherits a smaller memory budget from the one before it.
+        try:
+            rss = psutil.Process(self.proc.pid).memory_info().rss
+        except psutil.Error:
+            rss = 0
+        if self.uses == 0:
+            self.fresh_rss = rss
+        elif self.retire_rss and rss > self.retire_rss:
+            raise SandboxError("SandboxRetired", f"The sandbox process kept {rss >> 20} MB")
         self.ready = True
 
     async def _read_line(self) -> bytes | None:
@@ -164,13 +201,14 @@ class _DenoProcess:
             return None
         except asyncio.LimitOverrunError:
             raise SandboxError(
-                "ProtocolError", "The sandbox sent a message over the size limit"
+                "MessageTooLargeError",
+                f"The sandbox sent a message over the size limit of {self.message_limit} bytes",
             ) from None
         return line
 
     @property
     def alive(self) -> bool:
-        return not self._killed and self.proc.returncode is None
+        return not self._killed and self.proc.poll() is None
 
     def kill(self) -> None:
         """End the whole process group now (a worker can trap SIGTERM, so SIGKILL)."""
@@ -178,7 +216,7 @@ class _DenoProcess:
             return
         self._killed = True
         _LIVE.discard(self)
-        if self.proc.returncode is None:
+        if self.proc.poll() is None:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(self.proc.pid, signal.SIGKILL)
         if self.writer is not None:
@@ -189,8 +227,7 @@ class _DenoProcess:
     async def aclose(self) -> None:
         """Kill and reap, so no zombie or pipe outlives the process."""
         self.kill()
-        with contextlib.suppress(ProcessLookupError):
-            await self.proc.wait()
+        await self.wait_exit()
         if self._stderr_task is not None:
             await self._stderr_settled()
             self._stderr_task.cancel()
@@ -210,6 +247,7 @@ class _DenoProcess:
         """Run one job; the caller kills the process if this raises or is cancelled."""
         assert self.writer is not None
         self.uses += 1
+        self.retire_rss = self.fresh_rss + memory_mb * 1024 * 1024 // 4
         self.ready = False
         writer = self.writer
         limits = job.limits
@@ -223,6 +261,7 @@ class _DenoProcess:
                 "maxConcurrentToolCalls": limits.max_concurrent_tool_calls,
                 "maxLogBytes": limits.max_log_bytes,
                 "maxResultBytes": limits.max_result_bytes,
+                "maxWorkers": limits.max_workers,
             },
         }
         writer.write(json.dumps(message).encode() + b"\n")
@@ -240,11 +279,20 @@ class _DenoProcess:
                 else:
                     error = {"message": outcome.error_message, "name": outcome.error_name}
                     msg = {"t": "ret", "c": call_id, "ok": False, "e": error}
-                writer.write(json.dumps(msg, separators=(",", ":")).encode() + b"\n")
+                try:
+                    text = json.dumps(msg, separators=(",", ":"), allow_nan=False)
+                except ValueError as exc:  # NaN or Infinity: the runner could not parse it
+                    error = {
+                        "message": f"The tool returned a value that is not JSON ({exc}).",
+                        "name": "ValidationError",
+                    }
+                    text = json.dumps({"t": "ret", "c": call_id, "ok": False, "e": error})
+                writer.write(text.encode() + b"\n")
 
             return reply
 
-        watchdog = asyncio.create_task(self._watch_memory(memory_mb))
+        threads = _THREADS_PER_WORKER * (1 + limits.max_workers)
+        watchdog = asyncio.create_task(self._watch_memory(memory_mb, threads))
         read_line = self._read_line
         try:
             while True:
@@ -255,6 +303,13 @@ class _DenoProcess:
                             "MemoryLimitError",
                             f"The program used more than the memory limit of {memory_mb} MB "
                             "(including ArrayBuffers and WebAssembly); use less memory.",
+                        )
+                    if self.over_threads is not None:
+                        raise SandboxError(
+                            "WorkerLimitError",
+                            f"The program started more than {self.over_threads} threads (nested "
+                            "workers, node:worker_threads included; the allowance for max_workers="
+                            f"{limits.max_workers}); do the work in the program itself.",
                         )
                     raise await self._crash_error()
                 msg = json.loads(line)
@@ -277,18 +332,26 @@ class _DenoProcess:
         finally:
             watchdog.cancel()
 
-    async def _watch_memory(self, memory_mb: int) -> None:
-        """The heap flag does not bound ArrayBuffers or WebAssembly memory: watch the RSS."""
+    async def _watch_memory(self, memory_mb: int, threads: int) -> None:
+        """The heap flag does not bound ArrayBuffers or WebAssembly memory: watch the RSS.
+        Nested workers (``node:worker_threads`` cannot be taken away) add threads: count them."""
         try:
             process = psutil.Process(self.proc.pid)
+            thread_limit = process.num_threads() + threads
         except psutil.Error:
             return
         limit = memory_mb * 1024 * 1024
         while True:
             await asyncio.sleep(0.02)
             try:
-                rss = process.memory_info().rss
+                with process.oneshot():
+                    rss = process.memory_info().rss
+                    over_threads = process.num_threads() > thread_limit
             except psutil.Error:
+                return
+            if over_threads:
+                self.over_threads = threads
+                self.kill()
                 return
             if rss > limit:
                 self.over_memory = True
@@ -297,18 +360,34 @@ class _DenoProcess:
 
     async def _crash_error(self) -> SandboxError:
         with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(self.proc.wait(), 1.0)
+            await asyncio.wait_for(self.wait_exit(), 1.0)
         await self._stderr_settled()
         tail = self.stderr_tail.decode("utf-8", "replace")
         if "out of memory" in tail or "heap limit" in tail:
             return SandboxError(
                 "MemoryLimitError",
-                "The program ran out of JavaScript heap (the V8 heap limit); use less memory.",
+                f"The program ran out of JavaScript heap (the V8 heap limit of {self.heap_mb} MB); "
+                "use less memory.",
             )
+        code = self.proc.returncode
         return SandboxError(
-            "SandboxCrashError",
+            # An exit code: the runner itself stopped. A signal: something ended it.
+            "SandboxExitError" if code is not None and code >= 0 else "SandboxCrashError",
             f"The sandbox process ended during the program: {self.describe_exit()}",
         )
+
+
+def _spawn(*args: str, env: dict[str, str], cwd: str) -> subprocess.Popen[bytes]:
+    """Start a runner in its own process group (a plain fork/exec of a few milliseconds)."""
+    return subprocess.Popen(
+        args,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env=env,
+        cwd=cwd,
+        start_new_session=True,  # its own process group, killed as one
+    )
 
 
 def _outcome(msg: dict[str, Any]) -> Outcome:
@@ -599,13 +678,33 @@ class DenoSandbox(Sandbox):
                 await asyncio.shield(process.aclose())
 
     async def aclose(self) -> None:
-        """Kill every process this sandbox started, on the running loop."""
+        """Kill and reap every process this sandbox started, on whichever loop owns it."""
         pools = list(self._pools.items())
         self._pools.clear()
-        loop = asyncio.get_running_loop()
+        current = asyncio.get_running_loop()
         for pool_loop, pool in pools:
-            if pool_loop is loop:
+            if pool_loop is current:
                 await pool.aclose()
+            elif pool_loop.is_running():  # e.g. the loop behind execute_sync
+                future = asyncio.run_coroutine_threadsafe(pool.aclose(), pool_loop)
+                await asyncio.wrap_future(future)
+            else:
+                for process in pool.live:
+                    process.kill()
+
+    def close(self) -> None:
+        """``aclose`` for callers without an event loop (e.g. after ``execute_sync``)."""
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            pass
+        else:
+            raise RuntimeError("close() was called inside an event loop; use `await aclose()`")
+        pools = list(self._pools.items())
+        self._pools.clear()
+        for pool_loop, pool in pools:
+            if pool_loop.is_running():
+                asyncio.run_coroutine_threadsafe(pool.aclose(), pool_loop).result()
             else:
                 for process in pool.live:
                     process.kill()

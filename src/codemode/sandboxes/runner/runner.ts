@@ -99,6 +99,14 @@ function workerMain(): void {
   lock(LimitedWorker, "prototype", NativeWorker.prototype);
   lock(NativeWorker.prototype, "constructor", LimitedWorker);
   lock(globalThis, "Worker", LimitedWorker);
+  // Blobs live in a store the whole process shares, and a blob URL keeps its blob there after
+  // this realm is gone, for a later execution to read (or to inherit as memory). Programs get no
+  // blob URLs; the program's own module URL is revoked as soon as it is imported.
+  const createObjectURL = URL.createObjectURL;
+  const revokeObjectURL = URL.revokeObjectURL;
+  lock(URL, "createObjectURL", () => {
+    throw new TypeError("URL.createObjectURL is not available in the sandbox: a blob URL outlives the program.");
+  });
 
   // The line in the model's program for the first stack frame inside it.
   function programLine(stack: unknown): number | undefined {
@@ -259,12 +267,14 @@ function workerMain(): void {
         enumerable: false,
       });
     }
-    programUrl = URL.createObjectURL(new Blob([msg.source], { type: "application/typescript" }));
+    programUrl = createObjectURL(new Blob([msg.source], { type: "application/typescript" }));
     let main: () => Promise<unknown>;
     try {
       main = (await import(programUrl)).default;
     } catch (err) {
       return finish({ ok: false, e: syntaxErrorInfo(err) });
+    } finally {
+      revokeObjectURL(programUrl);
     }
     try {
       const value = await main();
@@ -346,7 +356,11 @@ async function pump(): Promise<void> {
     Deno.exit(70); // the host is gone: nobody is left to serve
   }
   writing = false;
+  const callbacks = afterWrite.splice(0);
+  for (const callback of callbacks) callback();
 }
+// Work that blocks this thread (creating a worker) waits until what was sent is written.
+const afterWrite: Array<() => void> = [];
 
 interface Execution {
   tools: Set<string>;
@@ -500,7 +514,7 @@ function end(result: { ok: boolean; r?: string; e?: Record<string, Json> }): voi
   }
   execution = null;
   send({ t: "done", ...result });
-  startSpare();
+  afterWrite.push(startSpare); // the host hears "done" before the next realm is made
 }
 
 function onHostMessage(msg: Record<string, unknown>): void {
