@@ -38,12 +38,16 @@ async def test_type_errors_stop_the_program_before_it_runs(checker: TypeChecker)
         code_tool = create_code_mode(tools=[adder], sandbox=sandbox, typecheck=checker).tool
         bad = await code_tool.execute(
             {
-                "code": "const x = await external_add({ a: 1, b: 2 })\nawait external_add({ a: 'one', b: 2 })\nreturn x"
+                "code": "const x = await external_add({ a: 1, b: 2 })\n"
+                "await external_add({ a: 'one', b: 2 })\n"
+                "return x"
             }
         )
         good = await code_tool.execute(
             {
-                "code": "```ts\nconst x: number = await external_add({ a: 1, b: 2 })\nreturn x * 2\n```"
+                "code": "```ts\n"
+                "const x: number = await external_add({ a: 1, b: 2 })\n"
+                "return x * 2\n```"
             }
         )
     assert bad.success is False
