@@ -33,7 +33,7 @@ class ExecutionLimits:
 
     max_tool_calls: int = 10_000
     max_concurrent_tool_calls: int = 256
-    max_log_bytes: int = 1_000_000
+    max_log_bytes: int = 1_000_000  # a line counts its UTF-8 bytes plus 64 (its cost on the host)
     max_result_bytes: int = 10_000_000
     max_workers: int = 0  # nested Workers a program may start; each is a realm with no guards
 

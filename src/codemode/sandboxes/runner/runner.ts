@@ -51,6 +51,7 @@ function workerMain(): void {
   const pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: unknown) => void; site: Error }>();
   let seq = 0;
   let logBytes = 0;
+  const LOG_LINE_COST = 64; // as in the runner
   let maxLogBytes = 0;
   let programUrl = "";
   let lineOffset = 0;
@@ -203,7 +204,7 @@ function workerMain(): void {
   function log(prefix: string, args: unknown[]): void {
     if (finished || logBytes > maxLogBytes) return;
     const text = prefix + args.map(render).join(" ");
-    logBytes += text.length + 1; // counted here too, so a flood never fills the runner's queue
+    logBytes += text.length + LOG_LINE_COST; // counted here too: a flood never fills the runner's queue
     post({ t: "log", m: text });
   }
 
@@ -471,9 +472,13 @@ function onCall(ex: Execution, msg: Record<string, unknown>): void {
   }
 }
 
+// A log line counts its UTF-8 bytes plus what holding one more line costs the host (a Python
+// str and its list slot): a flood of tiny lines cannot make the host hold many times the limit.
+const LOG_LINE_COST = 64;
+
 function onLog(ex: Execution, text: string): void {
   if (ex.logsClosed) return;
-  ex.logBytes += encoder.encode(text).length + 1;
+  ex.logBytes += encoder.encode(text).length + LOG_LINE_COST;
   if (ex.logBytes > ex.limits.maxLogBytes) {
     ex.logsClosed = true;
     send({ t: "log", m: `[logs truncated: over the limit of ${ex.limits.maxLogBytes} bytes]` });

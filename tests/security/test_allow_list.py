@@ -1,0 +1,159 @@
+"""Calling tools outside the allow-list, reaching another code mode's tools, and skipping the
+host's validation or approval. The worker defines only its own code mode's ``external_*``
+functions, the runner refuses any other name, and the bridge looks names up again."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+from _support import (
+    HEALTHY,
+    HEALTHY_CODE,
+    Attack,
+    Recorder,
+    check_attack,
+    failed,
+    params,
+    run,
+    succeeded,
+)
+from pydantic import BaseModel
+
+from codemode import CodeModeTool, DenoSandbox, Tool, create_code_mode, create_tool
+
+pytestmark = pytest.mark.asyncio(loop_scope="module")
+
+
+class Count(BaseModel):
+    n: int
+
+
+@pytest.fixture(scope="module")
+def guarded_code_tool(sandbox: DenoSandbox, echo_tool: Tool, recorder: Recorder) -> CodeModeTool:
+    """``echo``, a tool that needs an approval nobody gives, and one with a strict schema."""
+
+    def guarded(value: Any) -> str:
+        recorder.calls.append(("guarded", value))
+        return "ran"
+
+    def strict(value: Count) -> int:
+        recorder.calls.append(("strict", value.n))
+        return value.n * 2
+
+    tools = [
+        echo_tool,
+        create_tool(
+            id="guarded",
+            description="Needs approval.",
+            input_schema={"type": "object"},
+            execute=guarded,
+            require_approval=True,
+        ),
+        create_tool(id="strict", description="Takes {n: int}.", input_schema=Count, execute=strict),
+    ]
+    return create_code_mode(tools=tools, sandbox=sandbox).tool
+
+
+def forged(name: str) -> str:
+    """A program that asks the runner for tool ``name`` directly and returns the answer."""
+    return f"""
+        const answer = new Promise(r => self.addEventListener("message", e => {{
+          if (e.data.c === 1e9) r(e.data.e)
+        }}))
+        self.postMessage({{ t: "call", c: 1e9, n: {name!r}, a: "{{}}" }})
+        return await answer
+    """
+
+
+def unknown(name: str) -> dict[str, Any]:
+    return succeeded({"name": "ReferenceError", "message": f"external_{name} is not defined"})
+
+
+ATTACKS = [
+    Attack(
+        "other-code-mode-tool",
+        "return await external_secret({})",
+        failed("external_secret is not defined", "ReferenceError"),
+    ),
+    Attack(
+        "other-code-mode-tool-by-global",
+        "return [typeof globalThis.external_secret, "
+        'Object.getOwnPropertyNames(globalThis).filter(n => n.startsWith("external_")).sort()]',
+        succeeded(["undefined", ["external_echo", "external_guarded", "external_strict"]]),
+    ),
+    Attack(
+        "rebind-allowed-name",
+        'Object.defineProperty(globalThis, "external_echo", { value: () => 1 }); return 1',
+        failed("Cannot redefine property: external_echo", "TypeError"),
+    ),
+    Attack("forged-other-code-mode-tool", forged("secret"), unknown("secret")),
+    Attack("forged-proto", forged("__proto__"), unknown("__proto__")),
+    Attack("forged-constructor", forged("constructor"), unknown("constructor")),
+    Attack("forged-to-string", forged("toString"), unknown("toString")),
+    Attack("forged-empty-name", forged(""), unknown("")),
+    Attack("forged-path-name", forged("../secret"), unknown("../secret")),
+    Attack("forged-padded-name", forged("echo "), unknown("echo ")),
+    Attack("forged-tool-id-case", forged("Echo"), unknown("Echo")),
+    Attack(
+        "skip-approval",
+        "return await external_guarded({})",
+        failed("Tool guarded requires approval and was not approved", "ApprovalDeniedError"),
+    ),
+    Attack(
+        "skip-validation",
+        'return await external_strict({ n: "1; DROP TABLE" })',
+        failed(
+            "Tool input validation failed for strict:\n"
+            "- n: Input should be a valid integer, unable to parse string as an integer",
+            "ValidationError",
+        ),
+    ),
+    Attack(
+        "skip-validation-forged",
+        """
+        const answer = new Promise(r => self.addEventListener("message", e => {
+          if (e.data.c === 1e9) r(e.data.e)
+        }))
+        self.postMessage({ t: "call", c: 1e9, n: "strict", a: '"not an object"' })
+        return await answer
+        """,
+        succeeded(
+            {
+                "name": "ValidationError",
+                "message": "Tool input validation failed for strict:\n"
+                "- (root): Input should be a valid dictionary or instance of Count",
+            }
+        ),
+    ),
+]
+
+
+@pytest.mark.parametrize("attack", params(ATTACKS))
+async def test_only_allowed_tools_run_as_declared(
+    guarded_code_tool: CodeModeTool, calls: Recorder, attack: Attack
+) -> None:
+    await check_attack(guarded_code_tool, attack)
+    assert set(calls.names()) <= {"echo"}  # the health check's own call
+
+
+async def test_two_code_modes_on_one_sandbox_stay_apart(
+    code_tool: CodeModeTool, other_code_tool: CodeModeTool, calls: Recorder
+) -> None:
+    """Run side by side on the same sandbox, each code mode reaches its own tool only."""
+    for _ in range(3):
+        mine, theirs = await asyncio.gather(
+            run(
+                code_tool,
+                "return [typeof globalThis.external_secret, await external_echo({ me: 1 })]",
+            ),
+            run(
+                other_code_tool,
+                "return [typeof globalThis.external_echo, await external_secret({})]",
+            ),
+        )
+        assert mine == succeeded(["undefined", {"me": 1}])
+        assert theirs == succeeded(["undefined", "the secret"])
+    assert sorted(calls.calls, key=repr) == [("echo", {"me": 1})] * 3 + [("secret", {})] * 3
+    assert await run(code_tool, HEALTHY_CODE) == HEALTHY
