@@ -143,3 +143,20 @@ def test_no_process_outlives_the_interpreter(close: bool) -> None:
         time.sleep(0.02)
     alive = [p for p in pids if psutil.pid_exists(p) and psutil.Process(p).status() != "zombie"]
     assert alive == []
+
+
+async def test_a_stuck_recycling_process_does_not_stall_the_next_execution(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from codemode.sandboxes import deno
+
+    async def never_ready(self: Any, process: Any) -> None:
+        await asyncio.sleep(3600)  # a runner that never reports its next realm
+
+    monkeypatch.setattr(deno._Pool, "_recycle", never_ready)
+    async with DenoSandbox(prestart=0, max_processes=4) as sandbox:
+        code_tool = create_code_mode(tools=[], sandbox=sandbox).tool
+        assert (await code_tool.execute({"code": "return 1"})).result == 1
+        started = time.perf_counter()
+        assert (await code_tool.execute({"code": "return 2"})).result == 2
+        assert time.perf_counter() - started < 1.0
