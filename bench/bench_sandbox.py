@@ -98,6 +98,44 @@ async def bench_calls(runs: int, calls: int) -> None:
     report(f"{calls} sequential calls, rate", "calls/s", figures, ">= 10,000/s", "3,800-5,000/s")
 
 
+def deno_processes() -> list[psutil.Process]:
+    return [p for p in psutil.Process().children(recursive=True) if "deno" in p.name()]
+
+
+def cpu_seconds(processes: list[psutil.Process]) -> float:
+    total = 0.0
+    for process in processes:
+        try:
+            times = process.cpu_times()
+        except psutil.Error:  # retired during the run: its time is lost, so this undercounts
+            continue
+        total += times.user + times.system + times.children_user + times.children_system
+    return total
+
+
+async def bench_cost(runs: int) -> None:
+    """Where the time goes: CPU per execution and per tool call, host and sandbox apart."""
+    host = psutil.Process()
+    calls = 2000
+    code = f"let n = 0\nfor (let i = 0; i < {calls}; i++) n += await external_echo(i)\nreturn n"
+    async with DenoSandbox(prestart=1, max_idle=1, max_processes=1) as sandbox:
+        code_tool = create_code_mode(tools=[echo_tool()], sandbox=sandbox).tool
+        await timed(3, lambda: code_tool.execute({"code": "return 1"}))
+        for name, program, count, unit in [
+            ("CPU per trivial execution", "return 1 + 1", runs, "execution"),
+            ("CPU per tool call", code, calls * 5, "call"),
+        ]:
+            processes = deno_processes()
+            host_before, sandbox_before = sum(host.cpu_times()[:2]), cpu_seconds(processes)
+            await timed(
+                runs if unit == "execution" else 5, lambda p=program: code_tool.execute({"code": p})
+            )
+            host_cpu = (sum(host.cpu_times()[:2]) - host_before) / count * 1e6
+            sandbox_cpu = (cpu_seconds(processes) - sandbox_before) / count * 1e6
+            figures = {"host_us": round(host_cpu), "sandbox_us": round(sandbox_cpu), "n": count}
+            report(f"{name}", "", figures, "-", "-")
+
+
 async def bench_parallel(runs: int) -> None:
     code = (
         "return (await Promise.all(Array.from({length: 100}, (_, i) => external_sleep(i)))).length"
@@ -150,7 +188,7 @@ async def bench_idle_rss(processes: int) -> None:
     report("idle warm process USS", "MB", summarise([m.uss / 2**20 for m in memory]), "-", "-")
 
 
-FIGURES = ["trivial", "cold", "calls200", "calls", "parallel", "throughput", "rss"]
+FIGURES = ["trivial", "cold", "calls200", "calls", "parallel", "throughput", "rss", "cost"]
 
 
 async def main(argv: list[str]) -> None:
@@ -182,6 +220,8 @@ async def main(argv: list[str]) -> None:
             await bench_throughput(args.seconds, 8)
         elif figure == "rss":
             await bench_idle_rss(4)
+        elif figure == "cost":
+            await bench_cost(args.runs)
 
 
 if __name__ == "__main__":
