@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import subprocess
 import sys
-from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
@@ -18,38 +15,10 @@ pytest.importorskip("langchain_core")
 from langchain_core.messages import SystemMessage, ToolCall, ToolMessage
 from langchain_core.utils.function_calling import convert_to_openai_tool
 
+from _examples import EXAMPLES, SHOP_ANSWER, SHOP_RESULT, load_example
 from codemode import DenoSandbox, Tool, ToolContext, create_code_mode, create_tool, tool
 from codemode._code_mode import _background_loop
 from codemode.integrations.langchain import system_message, to_langchain
-
-EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
-
-SHOP_RESULT = [
-    {"name": "Espresso machine", "sales": 1520, "averageRating": 4.5},
-    {"name": "Burr grinder", "sales": 1310, "averageRating": 3.67},
-    {"name": "Milk frother", "sales": 990, "averageRating": 3.5},
-    {"name": "Pour-over kettle", "sales": 870, "averageRating": 4.67},
-    {"name": "Coffee scale", "sales": 640, "averageRating": 4},
-]
-SHOP_ANSWER = """\
-Top 5 products with their average rating:
-- Espresso machine: 4.5
-- Burr grinder: 3.67
-- Milk frother: 3.5
-- Pour-over kettle: 4.67
-- Coffee scale: 4"""
-
-
-def load_example(name: str) -> ModuleType:
-    """Import examples/<name>.py the way `python examples/<name>.py` sees its neighbours."""
-    if str(EXAMPLES) not in sys.path:
-        sys.path.insert(0, str(EXAMPLES))
-    spec = importlib.util.spec_from_file_location(name, EXAMPLES / f"{name}.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 def call(name: str, args: dict[str, Any]) -> ToolCall:
