@@ -13,7 +13,7 @@ import inspect
 import typing
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, TypeVar, overload
+from typing import Any, overload
 
 import jsonschema
 import pydantic
@@ -244,9 +244,6 @@ def create_tool(
         execute=execute,
         require_approval=require_approval,
     )
-
-
-F = TypeVar("F", bound=Callable[..., Any])
 
 
 @overload
