@@ -6,6 +6,9 @@ import importlib.util
 import sys
 from pathlib import Path
 from types import ModuleType
+from typing import Any
+
+from codemode import Tool, ToolContext, tool
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
@@ -35,3 +38,13 @@ def load_example(name: str) -> ModuleType:
     sys.modules[name] = module
     spec.loader.exec_module(module)
     return module
+
+
+def whoami_tool(seen: list[dict[str, Any]]) -> Tool:
+    @tool
+    def whoami(context: ToolContext) -> str:
+        """Who is asking."""
+        seen.append(dict(context.request_context))
+        return "ok"
+
+    return whoami

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import re
 import signal
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -20,6 +19,7 @@ import pytest
 from pydantic import BaseModel
 
 import codemode.sandboxes.deno as deno_module
+from _helpers import Matches, process_gone, run
 from codemode import CodeModeTool, DenoSandbox, Tool, create_code_mode, create_tool
 
 if TYPE_CHECKING:
@@ -29,44 +29,11 @@ HEALTHY_CODE = "return [6 * 7, await external_echo({ ok: true })]"
 HEALTHY = {"success": True, "result": [42, {"ok": True}], "logs": []}
 
 
-async def run(tool: CodeModeTool, code: str) -> dict[str, Any]:
-    result = await tool.execute({"code": code})
-    return result.model_dump(exclude_none=True)
-
-
-class Matches:
-    """Equal to any string ``pattern`` matches in full (paths and lines differ per run)."""
-
-    def __init__(self, pattern: str) -> None:
-        self.pattern = re.compile(pattern, re.DOTALL)
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, str) and self.pattern.fullmatch(other) is not None
-
-    def __hash__(self) -> int:
-        return hash(self.pattern.pattern)
-
-    def __repr__(self) -> str:
-        return f"Matches({self.pattern.pattern!r})"
-
-
 def failed(name: str, message: str | Matches, line: int | None = None) -> dict[str, Any]:
     error: dict[str, Any] = {"message": message, "name": name}
     if line is not None:
         error["line"] = line
     return {"success": False, "logs": [], "error": error}
-
-
-async def gone(pid: int, within: float = 3.0) -> bool:
-    """Whether process ``pid`` has ended (reaped, or a zombie about to be)."""
-    for _ in range(int(within / 0.02)):
-        try:
-            if psutil.Process(pid).status() == psutil.STATUS_ZOMBIE:
-                return True
-        except psutil.NoSuchProcess:
-            return True
-        await asyncio.sleep(0.02)
-    return False
 
 
 class Count(BaseModel):
@@ -180,7 +147,7 @@ async def test_a_tool_that_hangs_past_the_timeout_is_cancelled(
         "independent calls in parallel with Promise.all.",
     )
     assert tools.cancelled.is_set()
-    assert await gone(tools.pid)
+    assert await process_gone(tools.pid)
     assert await run(tool, HEALTHY_CODE) == HEALTHY
 
 
@@ -235,7 +202,7 @@ async def test_cancelling_the_caller_ends_the_process_and_its_tool_calls(
     with pytest.raises(asyncio.CancelledError):
         await execution
     assert tools.cancelled.is_set()
-    assert await gone(tools.pid)
+    assert await process_gone(tools.pid)
     assert await run(tool, HEALTHY_CODE) == HEALTHY
 
 
@@ -252,7 +219,7 @@ async def test_cancelling_the_caller_ends_a_busy_program(
     execution.cancel()
     with pytest.raises(asyncio.CancelledError):
         await execution
-    assert await gone(tools.pid)
+    assert await process_gone(tools.pid)
     assert await run(tool, HEALTHY_CODE) == HEALTHY
 
 

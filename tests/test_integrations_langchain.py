@@ -15,8 +15,8 @@ pytest.importorskip("langchain_core")
 from langchain_core.messages import SystemMessage, ToolCall, ToolMessage
 from langchain_core.utils.function_calling import convert_to_openai_tool
 
-from _examples import EXAMPLES, SHOP_ANSWER, SHOP_RESULT, load_example
-from codemode import DenoSandbox, Tool, ToolContext, create_code_mode, create_tool, tool
+from _examples import EXAMPLES, SHOP_ANSWER, SHOP_RESULT, load_example, whoami_tool
+from codemode import DenoSandbox, Tool, create_code_mode, create_tool
 from codemode._code_mode import _background_loop
 from codemode.integrations.langchain import system_message, to_langchain
 
@@ -148,16 +148,6 @@ def test_tools_that_need_approval_are_refused() -> None:
         "run unapproved; expose it through a code tool (create_code_mode(tools=[...], "
         "approve=...)) instead"
     )
-
-
-def whoami_tool(seen: list[dict[str, Any]]) -> Tool:
-    @tool
-    def whoami(context: ToolContext) -> str:
-        """Who is asking."""
-        seen.append(dict(context.request_context))
-        return "ok"
-
-    return whoami
 
 
 async def test_request_context_comes_from_the_run_config(deno_sandbox: DenoSandbox) -> None:

@@ -32,8 +32,8 @@ from openai.types.responses import (
     ResponseOutputText,
 )
 
-from _examples import EXAMPLES, SHOP_ANSWER, SHOP_RESULT, load_example
-from codemode import DenoSandbox, Tool, ToolContext, create_code_mode, create_tool, tool
+from _examples import EXAMPLES, SHOP_ANSWER, SHOP_RESULT, load_example, whoami_tool
+from codemode import DenoSandbox, Tool, create_code_mode, create_tool
 from codemode.integrations.openai_agents import join_instructions, to_openai_agents
 
 
@@ -201,16 +201,6 @@ async def test_tools_that_need_approval_interrupt_the_run() -> None:
 @dataclass
 class Account:
     user: str
-
-
-def whoami_tool(seen: list[dict[str, Any]]) -> Tool:
-    @tool
-    def whoami(context: ToolContext) -> str:
-        """Who is asking."""
-        seen.append(dict(context.request_context))
-        return "ok"
-
-    return whoami
 
 
 async def test_mapping_context_is_the_request_context_of_direct_and_program_calls(

@@ -24,8 +24,8 @@ from pydantic_ai.messages import (
 )
 from pydantic_ai.models.function import AgentInfo, FunctionModel
 
-from _examples import EXAMPLES, SHOP_ANSWER, SHOP_RESULT, load_example
-from codemode import DenoSandbox, Tool, ToolContext, create_code_mode, create_tool, tool
+from _examples import EXAMPLES, SHOP_ANSWER, SHOP_RESULT, load_example, whoami_tool
+from codemode import DenoSandbox, Tool, create_code_mode, create_tool
 from codemode.integrations.pydantic_ai import to_pydantic_ai, to_pydantic_ai_toolset
 
 
@@ -195,16 +195,6 @@ async def test_tools_that_need_approval_wait_for_pydantic_ais_approval() -> None
 @dataclass
 class Deps:
     user: str
-
-
-def whoami_tool(seen: list[dict[str, Any]]) -> Tool:
-    @tool
-    def whoami(context: ToolContext) -> str:
-        """Who is asking."""
-        seen.append(dict(context.request_context))
-        return "ok"
-
-    return whoami
 
 
 async def test_mapping_deps_are_the_request_context_of_direct_and_program_calls(

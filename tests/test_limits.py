@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from _helpers import run
 from codemode import (
     CodeModeTool,
     DenoSandbox,
@@ -74,11 +75,6 @@ def echo() -> Echo:
 
 def code_tool(sandbox: DenoSandbox, echo: Echo, **options: Any) -> CodeModeTool:
     return create_code_mode(tools=[echo.tool()], sandbox=sandbox, **options).tool
-
-
-async def run(tool: CodeModeTool, code: str) -> dict[str, Any]:
-    result = await tool.execute({"code": code})
-    return result.model_dump(exclude_none=True)
 
 
 def failed(name: str, message: str, logs: list[str] | None = None) -> dict[str, Any]:

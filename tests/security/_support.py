@@ -3,15 +3,14 @@ that the host is still fine afterwards."""
 
 from __future__ import annotations
 
-import asyncio
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-import psutil
 import pytest
 
+from _helpers import Matches, run
 from codemode import CodeModeTool
 
 # Run after every attack on the same code tool: the sandbox still computes, still has its
@@ -20,23 +19,6 @@ HEALTHY_CODE = "return [6 * 7, JSON.stringify({ a: [1] }), await external_echo({
 HEALTHY = {"success": True, "result": [42, '{"a":[1]}', {"ok": True}], "logs": []}
 
 UUID = "[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
-
-
-class Matches:
-    """Equal to any string that ``pattern`` matches in full (for paths, ids and line numbers
-    that differ from run to run)."""
-
-    def __init__(self, pattern: str) -> None:
-        self.pattern = re.compile(pattern, re.DOTALL)
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, str) and self.pattern.fullmatch(other) is not None
-
-    def __hash__(self) -> int:
-        return hash(self.pattern.pattern)
-
-    def __repr__(self) -> str:
-        return f"Matches({self.pattern.pattern!r})"
 
 
 @dataclass
@@ -87,24 +69,7 @@ def not_capable(
     return failed(f"Requires {what}{tail}", name, line)
 
 
-async def run(tool: CodeModeTool, code: str) -> dict[str, Any]:
-    result = await tool.execute({"code": code})
-    return result.model_dump(exclude_none=True)
-
-
 async def check_attack(tool: CodeModeTool, attack: Attack) -> None:
     """The attack produced exactly its expected result, and the next execution is healthy."""
     assert await run(tool, attack.code) == attack.expected
     assert await run(tool, HEALTHY_CODE) == HEALTHY
-
-
-async def process_gone(pid: int, within: float = 3.0) -> bool:
-    """Whether process ``pid`` has ended (reaped or a zombie) within ``within`` seconds."""
-    for _ in range(int(within / 0.02)):
-        try:
-            if psutil.Process(pid).status() == psutil.STATUS_ZOMBIE:
-                return True
-        except psutil.NoSuchProcess:
-            return True
-        await asyncio.sleep(0.02)
-    return False

@@ -17,11 +17,11 @@ from _support import (
     check_attack,
     failed,
     params,
-    process_gone,
     run,
     succeeded,
 )
 
+from _helpers import process_gone
 from codemode import CodeModeTool
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")

@@ -1,0 +1,46 @@
+"""Helpers the sandbox tests share: run a program to the user's view of its result, match
+text that differs per run, and wait for a process to end."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from typing import Any
+
+import psutil
+
+from codemode import CodeModeTool
+
+
+class Matches:
+    """Equal to any string that ``pattern`` matches in full (for paths, ids and line numbers
+    that differ from run to run)."""
+
+    def __init__(self, pattern: str) -> None:
+        self.pattern = re.compile(pattern, re.DOTALL)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, str) and self.pattern.fullmatch(other) is not None
+
+    def __hash__(self) -> int:
+        return hash(self.pattern.pattern)
+
+    def __repr__(self) -> str:
+        return f"Matches({self.pattern.pattern!r})"
+
+
+async def run(tool: CodeModeTool, code: str) -> dict[str, Any]:
+    result = await tool.execute({"code": code})
+    return result.model_dump(exclude_none=True)
+
+
+async def process_gone(pid: int, within: float = 3.0) -> bool:
+    """Whether process ``pid`` has ended (reaped or a zombie) within ``within`` seconds."""
+    for _ in range(int(within / 0.02)):
+        try:
+            if psutil.Process(pid).status() == psutil.STATUS_ZOMBIE:
+                return True
+        except psutil.NoSuchProcess:
+            return True
+        await asyncio.sleep(0.02)
+    return False
