@@ -670,9 +670,9 @@ class DenoSandbox(Sandbox):
             outcome = await process.execute(job, host, self.memory_mb)
             reusable = True
             return outcome
-        except (SandboxError, json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
-            if isinstance(exc, SandboxError):
-                raise
+        except SandboxError:
+            raise
+        except (KeyError, TypeError, ValueError) as exc:  # ValueError covers bad JSON
             raise SandboxError(
                 "ProtocolError", f"The sandbox sent a malformed message: {exc}"
             ) from None
