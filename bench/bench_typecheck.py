@@ -15,8 +15,12 @@ import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from codemode._typecheck import TypeChecker
-from codemode._typescript import ToolDeclaration, render_declarations, to_identifier
+from codemode.languages.typescript._checker import TypeChecker
+from codemode.languages.typescript._declarations import (
+    ToolDeclaration,
+    render_declarations,
+    to_identifier,
+)
 
 CORPUS = Path(__file__).resolve().parent.parent / "tests" / "schemas"
 

@@ -9,7 +9,7 @@ import pytest
 from pydantic import BaseModel
 
 from codemode import DenoSandbox, create_code_mode, create_tool
-from codemode._typecheck import TypeChecker
+from codemode.languages.typescript._checker import TypeChecker
 
 
 class AddInput(BaseModel):

@@ -7,7 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from codemode._program import PRELUDE, call_lone_arrow, prepare_program, strip_fences
+from codemode.languages.typescript._program import (
+    PRELUDE,
+    call_lone_arrow,
+    prepare_program,
+    strip_fences,
+)
 from codemode.sandboxes.deno import RUNNER, deno_executable
 
 

@@ -11,13 +11,13 @@ import psutil
 import pytest
 import pytest_asyncio
 
-from codemode._typecheck import (
+from codemode.languages.typescript._checker import (
     TypeChecker,
     TypeCheckerError,
     TypeCheckFailure,
     parse_check_output,
 )
-from codemode._typescript import ToolDeclaration, render_declarations
+from codemode.languages.typescript._declarations import ToolDeclaration, render_declarations
 
 DECLARATIONS = render_declarations(
     [

@@ -18,8 +18,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel, Field, TypeAdapter
 
-from codemode._typecheck import check_sources_sync, parse_check_output
-from codemode._typescript import (
+from codemode.languages.typescript._checker import check_sources_sync, parse_check_output
+from codemode.languages.typescript._declarations import (
     ToolDeclaration,
     render_declarations,
     schema_to_typescript,

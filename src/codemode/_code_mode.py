@@ -14,20 +14,16 @@ from typing import Any, NamedTuple, TypeVar
 import pydantic
 
 from ._bridge import Bridge
-from ._instructions import render_instructions, render_tool_declarations
-from ._program import call_lone_arrow, prepare_program, strip_fences
 from ._result import CodeModeError, CodeModeToolResult
 from ._tools import Approve, Tool, ToolContext
 from ._tracing import span
-from ._typecheck import TypeChecker, TypeCheckerError
-from ._typescript import to_identifier
+from .languages import Language, ProgramChecker, TypeCheckerError, get_language
 from .sandboxes._base import ExecutionLimits, Job, Sandbox, SandboxError
 
 __all__ = ["CodeMode", "CodeModeTool", "create_code_mode", "create_code_mode_instructions"]
 
 _log = logging.getLogger("codemode")
 
-DEFAULT_ID = "execute_typescript"
 DEFAULT_TIMEOUT_MS = 30_000
 
 ToolsInput = Mapping[str, Tool] | Sequence[Tool]
@@ -37,12 +33,11 @@ class CodeInput(pydantic.BaseModel):
     """The code tool's input."""
 
     code: str = pydantic.Field(
-        description="A TypeScript async function body that calls the external_* functions and "
-        "returns the result."
+        description="The program: it calls the external_* functions and returns the result."
     )
 
 
-def _named_tools(tools: ToolsInput) -> dict[str, Tool]:
+def _named_tools(tools: ToolsInput, language: Language) -> dict[str, Tool]:
     """Key each tool by the identifier the program calls it by, refusing collisions."""
     if isinstance(tools, Mapping):
         entries = list(tools.items())
@@ -58,7 +53,7 @@ def _named_tools(tools: ToolsInput) -> dict[str, Tool]:
                 f"tools[{key!r}] is {type(item).__name__}, not a Tool; "
                 "build it with create_tool(...) or @tool"
             )
-        name = to_identifier(key)
+        name = language.identifier(key)
         if name in named:
             raise ValueError(
                 f"tools {origin[name]!r} and {key!r} both become external_{name}; "
@@ -84,7 +79,7 @@ class CodeModeTool(Tool):
         limits: ExecutionLimits,
         instructions: str,
         declarations: str,
-        checker: TypeChecker | None,
+        checker: ProgramChecker | None,
     ) -> None:
         super().__init__(
             id=id,
@@ -95,6 +90,7 @@ class CodeModeTool(Tool):
         )
         self.tools = dict(tools)
         self.sandbox = sandbox
+        self.language = sandbox.language
         self.timeout_ms = timeout_ms
         self.approve = approve
         self.limits = limits
@@ -120,7 +116,7 @@ class CodeModeTool(Tool):
                 success=False,
                 error=CodeModeError(
                     message=f"Tool input validation failed for {self.id}: "
-                    'pass {"code": "<TypeScript program>"} ('
+                    f'pass {{"code": "<{self.language.title} program>"}} ('
                     + "; ".join(e["msg"] for e in exc.errors(include_url=False))
                     + ")",
                     name="ValidationError",
@@ -150,7 +146,7 @@ class CodeModeTool(Tool):
             failure = await self._typecheck(code)
             if failure is not None:
                 return failure, 0
-        program = prepare_program(code)
+        program = self.language.prepare(code)
         job = Job(program.source, program.line_offset, tuple(self.tools), self.limits)
         bridge = Bridge(
             self.tools, approve=self.approve, request_context=request_context, code_mode_id=self.id
@@ -187,9 +183,7 @@ class CodeModeTool(Tool):
         block programs: it is logged, and the program runs unchecked."""
         assert self.checker is not None
         try:
-            failure = await self.checker.check(
-                call_lone_arrow(strip_fences(code)), self.declarations
-            )
+            failure = await self.checker.check(self.language.checkable(code), self.declarations)
         except TypeCheckerError as exc:
             _log.warning("type check skipped for %s: %s", self.id, exc)
             return None
@@ -256,18 +250,6 @@ _LOOP: _BackgroundLoop | None = None
 _LOOP_LOCK = threading.Lock()
 
 
-_CHECKER: TypeChecker | None = None
-
-
-def shared_type_checker() -> TypeChecker:
-    """One warm checker for every code mode created with ``typecheck=True``."""
-    global _CHECKER
-    with _LOOP_LOCK:
-        if _CHECKER is None:
-            _CHECKER = TypeChecker()
-        return _CHECKER
-
-
 def _background_loop() -> _BackgroundLoop:
     global _LOOP
     with _LOOP_LOCK:
@@ -284,12 +266,17 @@ class CodeMode(NamedTuple):
 
 
 def create_code_mode_instructions(
-    *, tools: ToolsInput, id: str = DEFAULT_ID, timeout: int = DEFAULT_TIMEOUT_MS
+    *,
+    tools: ToolsInput,
+    id: str | None = None,
+    timeout: int = DEFAULT_TIMEOUT_MS,
+    language: str | Language = "typescript",
 ) -> str:
     """The instructions a code tool gives the model: the usage contract and a typed
-    ``external_*`` declaration per tool."""
-    declarations = render_tool_declarations(_named_tools(tools))
-    return render_instructions(declarations, id=id, timeout_ms=timeout)
+    ``external_*`` declaration per tool, for programs in ``language``."""
+    lang = get_language(language)
+    declarations = lang.render_declarations(_named_tools(tools, lang))
+    return lang.render_instructions(declarations, id=id or lang.default_tool_id, timeout_ms=timeout)
 
 
 def create_code_mode(
@@ -297,19 +284,21 @@ def create_code_mode(
     tools: ToolsInput,
     sandbox: Sandbox | None = None,
     timeout: int = DEFAULT_TIMEOUT_MS,
-    id: str = DEFAULT_ID,
+    id: str | None = None,
     approve: Approve | None = None,
     max_tool_calls: int = ExecutionLimits.max_tool_calls,
     max_concurrent_tool_calls: int = ExecutionLimits.max_concurrent_tool_calls,
     max_log_bytes: int = ExecutionLimits.max_log_bytes,
     max_result_bytes: int = ExecutionLimits.max_result_bytes,
     max_workers: int = ExecutionLimits.max_workers,
-    typecheck: bool | TypeChecker = False,
+    typecheck: bool | ProgramChecker = False,
 ) -> CodeMode:
     """Create a code tool over ``tools`` (only these may be called) and its instructions.
 
-    ``timeout`` is in milliseconds, as in the spec. ``approve`` decides calls to tools created
-    with ``require_approval=True``; without it they are denied. ``max_workers`` is how many
+    The program language is the sandbox's (``DenoSandbox``: TypeScript); ``id`` defaults to
+    the language's (``execute_typescript``). ``timeout`` is in milliseconds, as in the spec.
+    ``approve`` decides calls to tools created with ``require_approval=True``; without it they
+    are denied. ``max_workers`` is how many
     nested ``Worker``s a program may start (none by default). ``typecheck=True`` checks each
     program against the declarations before it runs (a warm checker: ~15 ms a check after a
     ~1 s start); a type error is returned as ``TypeCheckError`` and the program does not run.
@@ -324,6 +313,9 @@ def create_code_mode(
         raise TypeError(f"sandbox must be a Sandbox, got {type(sandbox).__name__}")
     if not isinstance(timeout, int) or isinstance(timeout, bool) or timeout <= 0:
         raise ValueError(f"timeout is in milliseconds and must be a positive int, got {timeout!r}")
+    language = sandbox.language
+    if id is None:
+        id = language.default_tool_id
     if not id or not isinstance(id, str):
         raise ValueError("id must be a non-empty string")
     for name, value in [
@@ -336,14 +328,14 @@ def create_code_mode(
             raise ValueError(f"{name} must be at least 1, got {value}")
     if max_workers < 0:
         raise ValueError(f"max_workers must be at least 0, got {max_workers}")
-    named = _named_tools(tools)
-    declarations = render_tool_declarations(named)
-    instructions = render_instructions(declarations, id=id, timeout_ms=timeout)
-    checker: TypeChecker | None
-    if isinstance(typecheck, TypeChecker):
-        checker = typecheck
+    named = _named_tools(tools, language)
+    declarations = language.render_declarations(named)
+    instructions = language.render_instructions(declarations, id=id, timeout_ms=timeout)
+    checker: ProgramChecker | None
+    if isinstance(typecheck, bool):
+        checker = language.shared_checker() if typecheck else None
     else:
-        checker = shared_type_checker() if typecheck else None
+        checker = typecheck
     code_tool = CodeModeTool(
         id=id,
         tools=named,

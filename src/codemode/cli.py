@@ -18,16 +18,11 @@ from typing import Annotated, Any
 
 import typer
 
-from ._code_mode import (
-    DEFAULT_ID,
-    DEFAULT_TIMEOUT_MS,
-    create_code_mode,
-    create_code_mode_instructions,
-)
+from ._code_mode import DEFAULT_TIMEOUT_MS, create_code_mode, create_code_mode_instructions
 from ._loading import ToolsSpecError, load_tools
-from ._mcp_config import McpConfigError, McpServerConfig, load_mcp_config
 from ._result import CodeModeToolResult
 from ._tools import Tool
+from .integrations.mcp.config import McpConfigError, McpServerConfig, load_mcp_config
 from .sandboxes import DenoSandbox, LocalSandbox, Sandbox
 
 app = typer.Typer(
@@ -118,7 +113,7 @@ def _read_mcp_config(path: Path | None) -> list[McpServerConfig] | None:
 
 def _require_mcp() -> None:
     try:
-        import codemode.integrations.mcp  # noqa: F401
+        import codemode.integrations.mcp.client  # noqa: F401
     except ImportError as exc:
         raise _fail_usage(
             f"MCP servers need the MCP SDK, which is not installed ({exc}); "
@@ -200,7 +195,9 @@ def run(
 def instructions(
     tools: ToolsOption = [],  # noqa: B006 - typer reads the default
     mcp_config: McpConfigOption = None,
-    id: Annotated[str, typer.Option(help="The code tool's id.")] = DEFAULT_ID,
+    id: Annotated[
+        str | None, typer.Option(help="The code tool's id (default: execute_typescript).")
+    ] = None,
 ) -> None:
     """Print the instructions the model receives: the usage contract and a typed declaration
     for each tool."""
@@ -221,7 +218,7 @@ def instructions(
     typer.echo(text)
 
 
-def _sync_instructions(named: dict[str, Tool], id: str) -> str:
+def _sync_instructions(named: dict[str, Tool], id: str | None) -> str:
     try:
         return create_code_mode_instructions(tools=named, id=id)
     except (ValueError, TypeError) as exc:
@@ -249,7 +246,9 @@ def serve(
             help="Serve streamable HTTP at http://127.0.0.1:PORT/mcp instead of stdio.",
         ),
     ] = None,
-    id: Annotated[str, typer.Option(help="The code tool's id.")] = DEFAULT_ID,
+    id: Annotated[
+        str | None, typer.Option(help="The code tool's id (default: execute_typescript).")
+    ] = None,
     timeout: Annotated[
         int, typer.Option(help="Timeout of one program, in milliseconds.")
     ] = DEFAULT_TIMEOUT_MS,
@@ -279,7 +278,8 @@ def serve(
 
             def ready(where: str) -> None:
                 typer.echo(
-                    f"codemode: serving {id} on {where} over {len(available)} tools", err=True
+                    f"codemode: serving {code_mode.tool.id} on {where} over {len(available)} tools",
+                    err=True,
                 )
 
             if http is None:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from .._result import CodeModeError
+from ..languages import Language, get_language
 
 __all__ = [
     "ExecutionHost",
@@ -90,7 +91,16 @@ class ExecutionHost(Protocol):
 
 
 class Sandbox(abc.ABC):
-    """Where programs run. Implementations: ``DenoSandbox`` (isolated) and ``LocalSandbox``."""
+    """Where programs run. Implementations: ``DenoSandbox`` (isolated) and ``LocalSandbox``.
+
+    A sandbox names the language its programs are written in (TypeScript unless a runtime says
+    otherwise); the code tool takes its declarations, contract and program preparation from it.
+    """
+
+    @property
+    def language(self) -> Language:
+        """The language of the programs this sandbox runs."""
+        return get_language("typescript")
 
     @abc.abstractmethod
     async def execute(self, job: Job, host: ExecutionHost) -> Outcome:

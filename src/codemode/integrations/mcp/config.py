@@ -1,7 +1,8 @@
 """The ``servers.json`` that MCP clients share: ``{"mcpServers": {name: server}}``.
 
-Parsing lives apart from ``integrations.mcp`` so that the command line can reject a bad config
-(exit code 2, naming the file and the key) without importing the MCP SDK. Keys this module does
+Parsing lives apart from the client and the server (which the package imports lazily), so that
+the command line can reject a bad config (exit code 2, naming the file and the key) without
+importing the MCP SDK. Keys this module does
 not know (``autoApprove``, ``timeout``, ...) are ignored, so people can point codemode at the
 config their other clients already read.
 """

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from ._tools import Tool
-from ._typescript import ToolDeclaration, render_declarations
+from ..._tools import Tool
+from ._declarations import ToolDeclaration, render_declarations
 
 __all__ = ["render_instructions", "render_tool_declarations"]
 

@@ -8,9 +8,10 @@ the line in the submitted string.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 
-__all__ = ["Program", "prepare_program"]
+from .._base import Program
+
+__all__ = ["prepare_program"]
 
 PRELUDE = "export default async function __codemode_main__() {\n"
 SUFFIX = "\n}\n"
@@ -22,14 +23,6 @@ _ARROW = re.compile(
     r"^(?P<lead>\s*)\(?\s*async\s*(?:\(\s*\)|_)\s*(?::\s*[\w<>\[\], ]+)?\s*=>\s*\{",
 )
 _ARROW_TAIL = re.compile(r"\}\s*\)?\s*(?:\(\s*\))?\s*;?\s*$")
-
-
-@dataclass(frozen=True)
-class Program:
-    """A module ready to import, and how its lines map back to the submitted code."""
-
-    source: str
-    line_offset: int
 
 
 def strip_fences(code: str) -> str:

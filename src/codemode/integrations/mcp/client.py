@@ -1,10 +1,10 @@
-"""MCP both ways: an MCP server's tools as codemode ``Tool``s, and a code tool served over MCP.
+"""MCP client side: an MCP server's tools as codemode ``Tool``s, and the servers of a
+``servers.json`` connected at once.
 
-Consume: ``await tools_from_mcp(session)`` turns the tools of a connected ``ClientSession`` into
-``Tool``s (their JSON Schemas drive validation and the declarations; calling one calls the
-server). ``connect_mcp_servers("servers.json")`` starts every server of a config and keeps
-going when some fail. Serve: ``await serve_code_mode(code_mode)`` exposes one code tool over
-stdio or streamable HTTP.
+``await tools_from_mcp(session)`` turns the tools of a connected ``ClientSession`` into ``Tool``s
+(their JSON Schemas drive validation and the declarations; calling one calls the server).
+``connect_mcp_servers("servers.json")`` starts every server of a config and keeps going when
+some fail.
 
 What a program receives from ``external_<server>_<tool>(input)``:
 
@@ -15,24 +15,19 @@ What a program receives from ``external_<server>_<tool>(input)``:
   values (one per block, in order), none gives ``null``;
 - an error result (``isError``) is thrown as an ``Error`` named ``McpToolError`` whose message
   is the server's text, and a server that is not running is thrown as ``McpConnectionError``.
-
-Needs the ``mcp`` extra: ``pip install 'codemode[mcp]'``.
 """
 
 from __future__ import annotations
 
-import asyncio
-import errno
 import json
 import math
 import os
-import socket
 import sys
 from collections import deque
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterator, Sequence
-from contextlib import AsyncExitStack, asynccontextmanager, contextmanager
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Sequence
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 import anyio
 import httpx2
@@ -40,37 +35,24 @@ import mcp.types as mcp_types
 from anyio.streams.memory import MemoryObjectSendStream
 from mcp import ClientSession, StdioServerParameters, stdio_client
 from mcp.client.streamable_http import streamable_http_client
-from mcp.server.lowlevel import Server
-from mcp.server.stdio import stdio_server
 from mcp.shared.exceptions import MCPError
 from mcp.shared.message import SessionMessage
 
-from .. import __version__
-from .._code_mode import CodeMode, CodeModeTool
-from .._mcp_config import (
+from ..._tools import Tool, create_tool
+from .config import (
     HttpServerConfig,
     McpConfigError,
     McpServerConfig,
     StdioServerConfig,
     load_mcp_config,
-    parse_mcp_config,
 )
-from .._tools import Tool, create_tool
 
 __all__ = [
-    "HttpServerConfig",
-    "McpConfigError",
     "McpConnectionError",
-    "McpServerConfig",
     "McpServerConnection",
     "McpServers",
     "McpToolError",
-    "StdioServerConfig",
-    "code_mode_server",
     "connect_mcp_servers",
-    "load_mcp_config",
-    "parse_mcp_config",
-    "serve_code_mode",
     "tools_from_mcp",
     "unwrap_result",
 ]
@@ -490,116 +472,3 @@ async def connect_mcp_servers(
                 connection._stop.set()
     if raised is not None:
         raise raised
-
-
-# Serve --------------------------------------------------------------------------------------
-
-
-def code_mode_server(code_mode: CodeMode | CodeModeTool, *, name: str = "codemode") -> Server:
-    """A low-level MCP ``Server`` with one tool: the code tool, described by its instructions.
-
-    Its result is the ``CodeModeToolResult`` JSON, as structured content and as text; a failed
-    program is an error result (``isError``), so clients show it to the model as one.
-    """
-    tool = code_mode.tool if isinstance(code_mode, CodeMode) else code_mode
-    if not isinstance(tool, CodeModeTool):
-        raise TypeError(
-            "serve the CodeMode (or its tool) that create_code_mode() returns, "
-            f"got {type(code_mode).__name__}"
-        )
-    listed = mcp_types.Tool(
-        name=tool.id,
-        description=tool.description,
-        input_schema=tool.input_schema,
-        output_schema=tool.output_schema,
-    )
-
-    async def list_tools(
-        ctx: Any, params: mcp_types.PaginatedRequestParams | None
-    ) -> mcp_types.ListToolsResult:
-        return mcp_types.ListToolsResult(tools=[listed])
-
-    async def call_tool(
-        ctx: Any, params: mcp_types.CallToolRequestParams
-    ) -> mcp_types.CallToolResult:
-        if params.name != tool.id:
-            raise MCPError(
-                code=mcp_types.INVALID_PARAMS,
-                message=f"Unknown tool: {params.name} (this server has only {tool.id})",
-            )
-        result = await tool.execute(params.arguments or {})
-        payload = result.to_json()
-        return mcp_types.CallToolResult(
-            content=[mcp_types.TextContent(text=json.dumps(payload, ensure_ascii=False))],
-            structured_content=payload,
-            is_error=not result.success,
-        )
-
-    return Server(name, version=__version__, on_list_tools=list_tools, on_call_tool=call_tool)
-
-
-async def serve_code_mode(
-    code_mode: CodeMode | CodeModeTool,
-    *,
-    transport: Literal["stdio", "streamable-http"] = "stdio",
-    host: str = "127.0.0.1",
-    port: int = 8000,
-    name: str = "codemode",
-    on_ready: Callable[[str], None] | None = None,
-) -> None:
-    """Serve the code tool over MCP until the client disconnects (stdio) or this coroutine is
-    cancelled (Ctrl-C under ``asyncio.run``; ``codemode serve`` cancels it on SIGTERM too).
-
-    Starts the sandbox's warm processes first and closes them on return; ``on_ready`` then
-    receives where clients connect (``"stdio"`` or ``http://host:port/mcp``). Raises
-    ``OSError`` when the port cannot be listened on. Run it with
-    ``asyncio.run(serve_code_mode(create_code_mode(tools=..., sandbox=DenoSandbox())))``.
-    """
-    if transport not in ("stdio", "streamable-http"):
-        raise ValueError(f'transport must be "stdio" or "streamable-http", got {transport!r}')
-    server = code_mode_server(code_mode, name=name)
-    tool = code_mode.tool if isinstance(code_mode, CodeMode) else code_mode
-    async with tool.sandbox:
-        if transport == "stdio":
-            async with stdio_server() as (read, write):
-                if on_ready is not None:
-                    on_ready("stdio")
-                await server.run(read, write, server.create_initialization_options())
-        else:
-            await _serve_http(server, host, port, on_ready)
-
-
-async def _serve_http(
-    server: Server, host: str, port: int, on_ready: Callable[[str], None] | None
-) -> None:
-    import uvicorn
-
-    class Uvicorn(uvicorn.Server):
-        # Signals are the caller's: cancelling is how serving stops (see below). uvicorn's own
-        # handlers would re-raise SIGTERM once it stopped, killing the process before the sandbox
-        # and the upstream servers are closed.
-        @contextmanager
-        def capture_signals(self) -> Iterator[None]:
-            yield
-
-    # Bound here, not by uvicorn, whose answer to a port in use is sys.exit().
-    try:
-        listener = socket.create_server((host, port))
-    except OSError as exc:
-        reason = os.strerror(exc.errno) if exc.errno else str(exc)
-        raise OSError(exc.errno, f"cannot listen on {host}:{port} ({reason})") from None
-    app = server.streamable_http_app(host=host)
-    http = Uvicorn(uvicorn.Config(app, host=host, port=port, log_level="warning"))
-    serving = asyncio.ensure_future(http.serve(sockets=[listener]))
-    if on_ready is not None:
-        on_ready(f"http://{host}:{port}/mcp")  # connections queue on the listening socket
-    try:
-        await asyncio.shield(serving)
-    except asyncio.CancelledError:
-        http.should_exit = True  # a graceful shutdown: open requests finish, lifespans end
-        await serving
-        raise
-    finally:
-        listener.close()
-    if not http.started:
-        raise OSError(errno.EIO, f"cannot serve on http://{host}:{port} (see the error above)")

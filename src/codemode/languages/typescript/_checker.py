@@ -32,6 +32,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final, TypeVar
 
+from .._base import TypeCheckerError, TypeCheckFailure
+
 __all__ = ["TypeCheckFailure", "TypeChecker", "TypeCheckerError"]
 
 _MAX_REPORTED: Final = 5
@@ -44,18 +46,6 @@ _IMPORT_MAP: Final = {
         "https://": "./__no_remote__/",
     }
 }
-
-
-@dataclass(frozen=True)
-class TypeCheckFailure:
-    """What the checker rejected: its messages (first error first) and the program line."""
-
-    message: str
-    line: int | None  # 1 = first line of the program as the model wrote it
-
-
-class TypeCheckerError(RuntimeError):
-    """The checker itself failed (could not start, crashed, timed out): not the program's fault."""
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,132 @@
+"""MCP server side: a code tool served over stdio or streamable HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import json
+import os
+import socket
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, Literal
+
+import mcp.types as mcp_types
+from mcp.server.lowlevel import Server
+from mcp.server.stdio import stdio_server
+from mcp.shared.exceptions import MCPError
+
+from ... import __version__
+from ..._code_mode import CodeMode, CodeModeTool
+
+__all__ = ["code_mode_server", "serve_code_mode"]
+
+
+def code_mode_server(code_mode: CodeMode | CodeModeTool, *, name: str = "codemode") -> Server:
+    """A low-level MCP ``Server`` with one tool: the code tool, described by its instructions.
+
+    Its result is the ``CodeModeToolResult`` JSON, as structured content and as text; a failed
+    program is an error result (``isError``), so clients show it to the model as one.
+    """
+    tool = code_mode.tool if isinstance(code_mode, CodeMode) else code_mode
+    if not isinstance(tool, CodeModeTool):
+        raise TypeError(
+            "serve the CodeMode (or its tool) that create_code_mode() returns, "
+            f"got {type(code_mode).__name__}"
+        )
+    listed = mcp_types.Tool(
+        name=tool.id,
+        description=tool.description,
+        input_schema=tool.input_schema,
+        output_schema=tool.output_schema,
+    )
+
+    async def list_tools(
+        ctx: Any, params: mcp_types.PaginatedRequestParams | None
+    ) -> mcp_types.ListToolsResult:
+        return mcp_types.ListToolsResult(tools=[listed])
+
+    async def call_tool(
+        ctx: Any, params: mcp_types.CallToolRequestParams
+    ) -> mcp_types.CallToolResult:
+        if params.name != tool.id:
+            raise MCPError(
+                code=mcp_types.INVALID_PARAMS,
+                message=f"Unknown tool: {params.name} (this server has only {tool.id})",
+            )
+        result = await tool.execute(params.arguments or {})
+        payload = result.to_json()
+        return mcp_types.CallToolResult(
+            content=[mcp_types.TextContent(text=json.dumps(payload, ensure_ascii=False))],
+            structured_content=payload,
+            is_error=not result.success,
+        )
+
+    return Server(name, version=__version__, on_list_tools=list_tools, on_call_tool=call_tool)
+
+
+async def serve_code_mode(
+    code_mode: CodeMode | CodeModeTool,
+    *,
+    transport: Literal["stdio", "streamable-http"] = "stdio",
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    name: str = "codemode",
+    on_ready: Callable[[str], None] | None = None,
+) -> None:
+    """Serve the code tool over MCP until the client disconnects (stdio) or this coroutine is
+    cancelled (Ctrl-C under ``asyncio.run``; ``codemode serve`` cancels it on SIGTERM too).
+
+    Starts the sandbox's warm processes first and closes them on return; ``on_ready`` then
+    receives where clients connect (``"stdio"`` or ``http://host:port/mcp``). Raises
+    ``OSError`` when the port cannot be listened on. Run it with
+    ``asyncio.run(serve_code_mode(create_code_mode(tools=..., sandbox=DenoSandbox())))``.
+    """
+    if transport not in ("stdio", "streamable-http"):
+        raise ValueError(f'transport must be "stdio" or "streamable-http", got {transport!r}')
+    server = code_mode_server(code_mode, name=name)
+    tool = code_mode.tool if isinstance(code_mode, CodeMode) else code_mode
+    async with tool.sandbox:
+        if transport == "stdio":
+            async with stdio_server() as (read, write):
+                if on_ready is not None:
+                    on_ready("stdio")
+                await server.run(read, write, server.create_initialization_options())
+        else:
+            await _serve_http(server, host, port, on_ready)
+
+
+async def _serve_http(
+    server: Server, host: str, port: int, on_ready: Callable[[str], None] | None
+) -> None:
+    import uvicorn
+
+    class Uvicorn(uvicorn.Server):
+        # Signals are the caller's: cancelling is how serving stops (see below). uvicorn's own
+        # handlers would re-raise SIGTERM once it stopped, killing the process before the sandbox
+        # and the upstream servers are closed.
+        @contextmanager
+        def capture_signals(self) -> Iterator[None]:
+            yield
+
+    # Bound here, not by uvicorn, whose answer to a port in use is sys.exit().
+    try:
+        listener = socket.create_server((host, port))
+    except OSError as exc:
+        reason = os.strerror(exc.errno) if exc.errno else str(exc)
+        raise OSError(exc.errno, f"cannot listen on {host}:{port} ({reason})") from None
+    app = server.streamable_http_app(host=host)
+    http = Uvicorn(uvicorn.Config(app, host=host, port=port, log_level="warning"))
+    serving = asyncio.ensure_future(http.serve(sockets=[listener]))
+    if on_ready is not None:
+        on_ready(f"http://{host}:{port}/mcp")  # connections queue on the listening socket
+    try:
+        await asyncio.shield(serving)
+    except asyncio.CancelledError:
+        http.should_exit = True  # a graceful shutdown: open requests finish, lifespans end
+        await serving
+        raise
+    finally:
+        listener.close()
+    if not http.started:
+        raise OSError(errno.EIO, f"cannot serve on http://{host}:{port} (see the error above)")

@@ -1,0 +1,30 @@
+"""Program languages: each is a package behind the ``Language`` protocol."""
+
+from __future__ import annotations
+
+import importlib
+
+from ._base import Language, Program, ProgramChecker, TypeCheckerError, TypeCheckFailure
+
+__all__ = [
+    "Language",
+    "Program",
+    "ProgramChecker",
+    "TypeCheckFailure",
+    "TypeCheckerError",
+    "get_language",
+]
+
+# name -> the module whose ``LANGUAGE`` is that language, imported on first use.
+_KNOWN = {"typescript": "codemode.languages.typescript"}
+
+
+def get_language(name: str | Language) -> Language:
+    """The language called ``name`` (a ``Language`` is returned as is)."""
+    if isinstance(name, Language):
+        return name
+    module = _KNOWN.get(name)
+    if module is None:
+        raise ValueError(f"unknown language {name!r}; known: {', '.join(sorted(_KNOWN))}")
+    language: Language = importlib.import_module(module).LANGUAGE
+    return language

@@ -1,0 +1,53 @@
+"""TypeScript programs, run by Deno: declarations, the usage contract, program preparation
+and the warm type checker."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping
+
+from ..._tools import Tool
+from .._base import Language, Program
+from ._checker import TypeChecker
+from ._contract import render_instructions, render_tool_declarations
+from ._declarations import to_identifier
+from ._program import call_lone_arrow, prepare_program, strip_fences
+
+__all__ = ["LANGUAGE", "TypeScript"]
+
+
+class TypeScript(Language):
+    """The spec's language: ``execute_typescript`` programs calling ``external_*`` functions."""
+
+    name = "typescript"
+    title = "TypeScript"
+    default_tool_id = "execute_typescript"
+    file_extensions = (".ts", ".mts", ".js", ".mjs")
+
+    def __init__(self) -> None:
+        self._checker: TypeChecker | None = None
+        self._lock = threading.Lock()
+
+    def identifier(self, key: str) -> str:
+        return to_identifier(key)
+
+    def render_declarations(self, tools: Mapping[str, Tool]) -> str:
+        return render_tool_declarations(tools)
+
+    def render_instructions(self, declarations: str, *, id: str, timeout_ms: int) -> str:
+        return render_instructions(declarations, id=id, timeout_ms=timeout_ms)
+
+    def prepare(self, code: str) -> Program:
+        return prepare_program(code)
+
+    def checkable(self, code: str) -> str:
+        return call_lone_arrow(strip_fences(code))
+
+    def shared_checker(self) -> TypeChecker:
+        with self._lock:
+            if self._checker is None:
+                self._checker = TypeChecker()
+            return self._checker
+
+
+LANGUAGE = TypeScript()
