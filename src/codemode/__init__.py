@@ -4,13 +4,23 @@ calling your tools as ``external_*`` functions."""
 from ._code_mode import CodeMode, CodeModeTool, create_code_mode, create_code_mode_instructions
 from ._result import CodeModeError, CodeModeToolResult
 from ._tools import Schema, Tool, ToolCall, ToolContext, ToolValidationError, create_tool, tool
-from .sandboxes import DenoSandbox, ExecutionLimits, LocalSandbox, Sandbox, SandboxError
+from .sandboxes import (
+    Confinement,
+    ConfinementReport,
+    DenoSandbox,
+    ExecutionLimits,
+    LocalSandbox,
+    Sandbox,
+    SandboxError,
+)
 
 __all__ = [
     "CodeMode",
     "CodeModeError",
     "CodeModeTool",
     "CodeModeToolResult",
+    "Confinement",
+    "ConfinementReport",
     "DenoSandbox",
     "ExecutionLimits",
     "LocalSandbox",
