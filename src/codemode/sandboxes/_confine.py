@@ -204,15 +204,15 @@ def _elf_interpreter(binary: str) -> str | None:
         header = f.read(64)
         if header[:4] != b"\x7fELF" or header[4] != 2 or header[5] != 1:
             return None
-        phoff, = struct.unpack_from("<Q", header, 32)
+        (phoff,) = struct.unpack_from("<Q", header, 32)
         phentsize, phnum = struct.unpack_from("<HH", header, 54)
         f.seek(phoff)
         table = f.read(phentsize * phnum)
     for i in range(phnum):
-        kind, = struct.unpack_from("<I", table, i * phentsize)
+        (kind,) = struct.unpack_from("<I", table, i * phentsize)
         if kind == 3:  # PT_INTERP
-            offset, = struct.unpack_from("<Q", table, i * phentsize + 8)
-            size, = struct.unpack_from("<Q", table, i * phentsize + 32)
+            (offset,) = struct.unpack_from("<Q", table, i * phentsize + 8)
+            (size,) = struct.unpack_from("<Q", table, i * phentsize + 32)
             with open(binary, "rb") as f:
                 f.seek(offset)
                 return f.read(size).rstrip(b"\0").decode()
@@ -285,7 +285,11 @@ class _Bubblewrap(Wall):
         self.detail = (
             "new user, pid, ipc, uts, cgroup and network namespaces; a read-only root holding "
             "only Deno, its libraries, the runner and its cache; a private scratch directory"
-            + (f"; seccomp refuses {len(REFUSED)} system calls and new processes" if seccomp else "")
+            + (
+                f"; seccomp refuses {len(REFUSED)} system calls and new processes"
+                if seccomp
+                else ""
+            )
         )
 
     def wrap(
@@ -302,6 +306,8 @@ class _Bubblewrap(Wall):
             "--disable-userns",  # and no user namespace from inside (seccomp refuses them too)
             "--die-with-parent",
             "--new-session",  # no TIOCSTI into a terminal it came from
+            "--hostname",
+            "codemode",  # not the host's
             "--cap-drop",
             "ALL",
             "--proc",
@@ -317,15 +323,18 @@ class _Bubblewrap(Wall):
             args += ["--ro-bind", path, path]
         for path in confinement.write:
             args += ["--bind", path, path]
-        for path in (*_runtime(self.deno).executables, *_read_only(
-            self.deno, confinement, deno_dir, self.runner
-        )):
+        for path in (
+            *_runtime(self.deno).executables,
+            *_read_only(self.deno, confinement, deno_dir, self.runner),
+        ):
             source = os.path.realpath(path)
             args += ["--ro-bind-try", source, path]
             if source != path:
                 args += ["--ro-bind-try", source, source]
         args += ["--bind", scratch, scratch]
-        # Nothing else is writable: /tmp, /dev (/dev/shm) and the root become read-only.
+        # Nothing else is writable: /tmp, /dev (/dev/shm) and the root become read-only, and the
+        # root cannot even be listed (paths through it still resolve).
+        args += ["--chmod", "0111", "/"]
         args += ["--remount-ro", "/tmp", "--remount-ro", "/dev", "--remount-ro", "/"]
         args += ["--chdir", scratch]
         fds: tuple[int, ...] = ()
@@ -452,8 +461,9 @@ def _try(wall: Wall, deno: str) -> None:
     """Start ``deno --version`` behind ``wall``; raise OSError with its words if it fails."""
     scratch = tempfile.mkdtemp(prefix="codemode-probe-")
     deno_dir = tempfile.mkdtemp(prefix="codemode-probe-dir-")
-    command = wall.wrap([deno, "--version"], scratch=scratch, confinement=Confinement(),
-                        deno_dir=deno_dir)
+    command = wall.wrap(
+        [deno, "--version"], scratch=scratch, confinement=Confinement(), deno_dir=deno_dir
+    )
     try:
         done = subprocess.run(
             command.argv,

@@ -126,6 +126,10 @@ REFUSED = (
     # New processes: threads are made with clone(CLONE_THREAD), checked below.
     "fork",
     "vfork",
+    # The working directory is the process's for all its executions: one program must not move
+    # the next one's (the wall starts the process in its scratch directory).
+    "chdir",
+    "fchdir",
 )
 
 
@@ -148,6 +152,8 @@ X86_64 = SeccompArch(
     numbers={
         "socket": 41,
         "clone": 56,
+        "chdir": 80,
+        "fchdir": 81,
         "fork": 57,
         "vfork": 58,
         "ptrace": 101,
@@ -218,6 +224,8 @@ AARCH64 = SeccompArch(
         "mount": 40,
         "pivot_root": 41,
         "nfsservctl": 42,
+        "chdir": 49,
+        "fchdir": 50,
         "chroot": 51,
         "vhangup": 58,
         "quotactl": 60,

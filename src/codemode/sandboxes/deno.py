@@ -682,7 +682,9 @@ class DenoSandbox(Sandbox):
         max_uses: int = 100,
         confinement: ConfinementSetting = "auto",
     ) -> None:
-        if not (confinement is None or isinstance(confinement, Confinement)) and confinement not in (
+        if not (
+            confinement is None or isinstance(confinement, Confinement)
+        ) and confinement not in (
             "auto",
             "required",
         ):
