@@ -38,6 +38,7 @@ from functools import cache
 from pathlib import Path
 from typing import Literal
 
+from ._base import SandboxError
 from ._seccomp import REFUSED, native_arch, seccomp_program
 
 __all__ = [
@@ -67,7 +68,7 @@ class ConfinementError(RuntimeError):
 def _paths(field: str, value: Iterable[str | os.PathLike[str]]) -> tuple[str, ...]:
     if isinstance(value, (str, os.PathLike)):
         raise TypeError(
-            f"Confinement({field}=...) takes a list of paths, got one path: write "
+            f"Confinement({field}=...) takes a list of paths, got one path: "
             f"{field}=[{str(value)!r}]"
         )
     paths = []
@@ -147,7 +148,7 @@ class ConfinementReport:
 
     @property
     def layers(self) -> tuple[str, ...]:
-        """The active layers, innermost first, e.g. ``("deno-permissions", "bubblewrap+seccomp")``."""
+        """The active layers, innermost first: ``("deno-permissions", "bubblewrap+seccomp")``."""
         inner = ("deno-permissions",) if self.deno_permissions else ()
         return inner + (() if self.os_wall == "none" else (self.os_wall,))
 
@@ -177,9 +178,16 @@ class Wall(abc.ABC):
 
     @abc.abstractmethod
     def wrap(
-        self, argv: Sequence[str], *, scratch: str, confinement: Confinement, deno_dir: str
+        self,
+        argv: Sequence[str],
+        *,
+        scratch: str,
+        confinement: Confinement,
+        deno_dir: str,
+        env: Iterable[str] = (),
     ) -> WrappedCommand:
-        """``argv`` confined to ``confinement``, with ``scratch`` (its working directory) writable."""
+        """``argv`` confined to ``confinement``, ``scratch`` (its working directory) writable and
+        ``env`` (names) its environment."""
 
     def exit_status(self, code: int | None) -> int | None:
         """``Popen.returncode`` of the wrapped command as the runtime's own: negative for a
@@ -293,7 +301,13 @@ class _Bubblewrap(Wall):
         )
 
     def wrap(
-        self, argv: Sequence[str], *, scratch: str, confinement: Confinement, deno_dir: str
+        self,
+        argv: Sequence[str],
+        *,
+        scratch: str,
+        confinement: Confinement,
+        deno_dir: str,
+        env: Iterable[str] = (),
     ) -> WrappedCommand:
         args = [
             self.bwrap,
@@ -400,9 +414,26 @@ class _Landlock(Wall):
         )
 
     def wrap(
-        self, argv: Sequence[str], *, scratch: str, confinement: Confinement, deno_dir: str
+        self,
+        argv: Sequence[str],
+        *,
+        scratch: str,
+        confinement: Confinement,
+        deno_dir: str,
+        env: Iterable[str] = (),
     ) -> WrappedCommand:
         runtime = _runtime(self.deno)
+        # Landlock only adds rights: under a writable directory nothing can stay read-only.
+        trusted = [deno_dir, self.runner, *runtime.executables]
+        for granted in confinement.write:
+            for path in (os.path.realpath(p) for p in trusted):
+                if path == granted or path.startswith(granted.rstrip("/") + "/"):
+                    raise SandboxError(
+                        "ConfinementError",
+                        f"Confinement(write=[{granted!r}]) holds {path}, which every sandbox "
+                        "process trusts, and Landlock cannot keep it read-only inside a writable "
+                        "directory; grant a directory that does not hold it.",
+                    )
         rules = {
             "read": [
                 *_read_only(self.deno, confinement, deno_dir, self.runner),
@@ -418,6 +449,7 @@ class _Landlock(Wall):
         }
         program = _program(confinement.network) if self.seccomp else None
         spec = {
+            "env": sorted(env),  # Python may add LC_CTYPE (PEP 538): Deno gets exactly these
             "landlock": rules,
             "seccomp": base64.b64encode(program).decode() if program is not None else None,
         }

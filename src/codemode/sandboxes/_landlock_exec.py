@@ -145,7 +145,9 @@ def main(argv: list) -> None:  # type: ignore[type-arg]
             apply_landlock(spec["landlock"])
         if spec.get("seccomp") is not None:
             apply_seccomp(base64.b64decode(spec["seccomp"]))
-        os.execv(argv[2], argv[2:])
+        names = spec.get("env")
+        env = os.environ if names is None else {k: os.environ[k] for k in names if k in os.environ}
+        os.execve(argv[2], argv[2:], env)
     except (WallError, OSError, ValueError, KeyError) as exc:
         sys.stderr.write(f"codemode confinement (landlock): {exc}\n")
         sys.stderr.flush()

@@ -422,7 +422,7 @@ def _spawn(
     if config.wall is not None:
         assert config.confinement is not None
         command = config.wall.wrap(
-            argv, scratch=cwd, confinement=config.confinement, deno_dir=config.deno_dir
+            argv, scratch=cwd, confinement=config.confinement, deno_dir=config.deno_dir, env=env
         )
         argv = command.argv
     try:
