@@ -475,6 +475,7 @@ async def test_timeout_cancels_tool_calls_in_flight() -> None:
     events: list[str] = []
     pids: set[int] = set()
     sandbox = DenoSandbox(prestart=0, max_idle=0)  # one process: the one running the program
+    sandbox.confinement_report()  # probe the OS wall (once per interpreter) before the clock starts
 
     async def slow(_: dict[str, Any]) -> str:
         pids.update(deno_children())

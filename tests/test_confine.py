@@ -185,7 +185,7 @@ def test_each_layer_is_probed_once(fresh_probes: None, monkeypatch: pytest.Monke
 
 @pytest.fixture
 def no_wall_works(fresh_probes: None, monkeypatch: pytest.MonkeyPatch) -> None:
-    def refused(layer: str, deno: str, runner: str) -> _confine.Wall:
+    def refused(layer: str, deno: str) -> _confine.Wall:
         raise OSError("user namespaces and Landlock are off (test)")
 
     monkeypatch.setattr(_confine, "_build", refused)

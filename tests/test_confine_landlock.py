@@ -47,20 +47,16 @@ ATTACKS = {
     "read-project": (f'return Deno.readTextFileSync("{PROJECT_FILE}")', DENIED),
     "list-root": ('return [...Deno.readDirSync("/")].length', DENIED),
     "write-outside": (f'Deno.writeTextFileSync("{PWNED}", "x"); return 1', DENIED),
+    # What the sandbox set (node:process may add its own, in its own process), nothing else.
     "env": (
-        "return Object.keys(Deno.env.toObject()).sort()",
-        {
-            "success": True,
-            "logs": [],
-            "result": [
-                "CODEMODE_SOCKET",
-                "CODEMODE_WORKER_PERMISSIONS",
-                "DENO_DIR",
-                "DENO_NO_UPDATE_CHECK",
-                "NO_COLOR",
-                "TMPDIR",
-            ],
-        },
+        'const names = ["CODEMODE_SOCKET", "CODEMODE_WORKER_PERMISSIONS", "DENO_DIR", '
+        '"DENO_NO_UPDATE_CHECK", "NO_COLOR", "TMPDIR", "PATH", "DENO_NODE_SHIM_ACTIVE"]; '
+        "return Object.entries(Deno.env.toObject()).filter(([k]) => !names.includes(k))",
+        {"success": True, "logs": [], "result": []},
+    ),
+    "env-secret": (
+        'return Deno.env.get("CODEMODE_HOST_SECRET") ?? null',
+        {"success": True, "logs": []},
     ),
     "spawn": (
         'return (await new Deno.Command("/bin/sh", { args: ["-c", "id"] }).output()).code',

@@ -67,18 +67,6 @@ def walls_of(tool: CodeModeTool) -> Walls:
     return "deno" if report.os_wall == "none" else "deno+wall"
 
 
-def sandbox_pid(cwd: str) -> int:
-    """The host pid of the sandbox process whose working directory is ``cwd`` (a program can
-    say its cwd, the same path inside the wall and out; ``Deno.pid`` is its pid namespace's)."""
-    for child in psutil.Process().children(recursive=True):
-        try:
-            if child.name() == "deno" and child.cwd() == cwd:
-                return child.pid
-        except psutil.Error:
-            continue
-    raise LookupError(f"no sandbox process works in {cwd}")
-
-
 def sandbox_process(process: psutil.Process) -> bool:
     """Whether ``process`` is one that sandboxes start: Deno, or a wall around it."""
     try:

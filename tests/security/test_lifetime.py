@@ -21,11 +21,10 @@ from _support import (
     failed,
     params,
     run,
-    sandbox_pid,
     succeeded,
 )
 
-from _helpers import process_gone
+from _helpers import process_gone, sandbox_pid
 from codemode import CodeModeTool
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")

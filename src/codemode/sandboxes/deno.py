@@ -422,7 +422,12 @@ def _spawn(
     if config.wall is not None:
         assert config.confinement is not None
         command = config.wall.wrap(
-            argv, scratch=cwd, confinement=config.confinement, deno_dir=config.deno_dir, env=env
+            argv,
+            scratch=cwd,
+            confinement=config.confinement,
+            deno_dir=config.deno_dir,
+            runner=argv[-1],  # the main module
+            env=env,
         )
         argv = command.argv
     try:
@@ -738,7 +743,7 @@ class DenoSandbox(Sandbox):
         """The OS wall for this sandbox's processes (probed once per interpreter)."""
         if self._wall is None:
             try:
-                self._wall = resolve_wall(self.confinement, deno_executable(), str(RUNNER))
+                self._wall = resolve_wall(self.confinement, deno_executable())
             except ConfinementError as exc:
                 raise SandboxError("ConfinementError", str(exc)) from None
         return self._wall
