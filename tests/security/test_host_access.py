@@ -208,7 +208,8 @@ SCRATCH = r"/tmp/codemode-[a-z0-9_]+"
 
 class SandboxEnvironment:
     """Equal to the variables of a walled sandbox process (an object, or a list of names): what
-    the sandbox set, perhaps PATH (Node's default, or a program's), and none of the host's."""
+    the sandbox set, perhaps what Deno's node:process sets in its own process (PATH, the shim
+    flag; or a program, env-set), and none of the host's."""
 
     NAMES = frozenset(
         {
@@ -226,13 +227,14 @@ class SandboxEnvironment:
         if not isinstance(other, (dict, list)):
             return False
         names = set(other)
-        return self.NAMES <= names <= self.NAMES | {"PATH"} and HOST_SECRET not in repr(other)
+        extra = {"PATH", "DENO_NODE_SHIM_ACTIVE"}
+        return self.NAMES <= names <= self.NAMES | extra and HOST_SECRET not in repr(other)
 
     def __hash__(self) -> int:
         return 0
 
     def __repr__(self) -> str:
-        return f"SandboxEnvironment({sorted(self.NAMES)} and PATH at most)"
+        return f"SandboxEnvironment({sorted(self.NAMES)}, PATH and the node shim's at most)"
 
 
 NO_SUCH_PROCESS = failed("ESRCH: No such process", "NotFound")
