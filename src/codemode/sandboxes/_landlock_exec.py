@@ -17,6 +17,7 @@ import ctypes
 import json
 import os
 import sys
+from typing import Any
 
 # landlock(7): system calls (the same numbers on every architecture) and ABI flags.
 _CREATE_RULESET, _ADD_RULE, _RESTRICT_SELF = 444, 445, 446
@@ -80,7 +81,7 @@ def handled_fs(abi: int) -> int:
     return rights
 
 
-def apply_landlock(rules: dict) -> None:  # type: ignore[type-arg]
+def apply_landlock(rules: dict[str, Any]) -> None:
     """Restrict this thread (and what it executes) to ``rules``: {"read": [paths], "write":
     [paths], "execute": [paths], "network": bool}. Paths that do not exist are skipped."""
     abi = abi_version()
@@ -135,7 +136,7 @@ def apply_seccomp(program: bytes) -> None:
     )
 
 
-def main(argv: list) -> None:  # type: ignore[type-arg]
+def main(argv: list[str]) -> None:
     if len(argv) < 3:
         sys.stderr.write("usage: _landlock_exec.py SPEC_JSON COMMAND [ARG...]\n")
         os._exit(126)

@@ -693,12 +693,8 @@ class DenoSandbox(Sandbox):
         max_uses: int = 100,
         confinement: ConfinementSetting = "auto",
     ) -> None:
-        if not (
-            confinement is None or isinstance(confinement, Confinement)
-        ) and confinement not in (
-            "auto",
-            "required",
-        ):
+        choices = ("auto", "required", None)
+        if not isinstance(confinement, Confinement) and confinement not in choices:
             raise ValueError(
                 "confinement must be 'auto', 'required', None or a Confinement, got "
                 f"{confinement!r}"
