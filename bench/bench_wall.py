@@ -8,7 +8,7 @@ shared machine falls on every configuration alike).
 Cold start is a fresh sandbox's first execution (process spawn, wall, Deno start, first realm);
 its CPU is the user+sys time of the processes it started (the next realm's boot included).
 Warm trivial is ``return 1`` on a started process. Per call is (a program making 200 calls
-minus a program making none) / 200.
+minus a program making none) / 200. CPU figures add the host's and the sandbox processes'.
 Each figure prints a table row and one JSON line prefixed ``BENCH``.
 """
 
@@ -59,29 +59,38 @@ async def cold(confinement: Any) -> tuple[float, float]:
     return elapsed, cpu * 1000
 
 
-async def warm(confinement: Any, runs: int) -> tuple[list[float], list[float]]:
-    """Per-execution milliseconds of ``return 1``, and per-call milliseconds."""
+async def warm(confinement: Any, runs: int) -> dict[str, list[float]]:
+    """Per execution of ``return 1`` and per tool call: milliseconds, and CPU milliseconds of
+    the host and the sandbox's processes together (CPU does not count waiting for a core, so it
+    is steadier on a busy machine)."""
 
     async def echo(value: Any) -> Any:
         return value
 
     tool_echo = create_tool(id="echo", description="Echo", input_schema={}, execute=echo)
-    async with DenoSandbox(confinement=confinement, prestart=1) as box:
+    before = {child.pid for child in psutil.Process().children(recursive=True)}
+    figures: dict[str, list[float]] = {"trivial": [], "call": [], "trivial cpu": [], "call cpu": []}
+    async with DenoSandbox(confinement=confinement, prestart=1, max_processes=1) as box:
         tool = create_code_mode(tools=[tool_echo], sandbox=box).tool
         many = f"for (let i = 0; i < {CALLS}; i++) await external_echo({{ i }}); return 1"
         for _ in range(3):  # warm both programs' paths
             await tool.execute({"code": "return 1"})
             await tool.execute({"code": many})
-        trivial, per_call = [], []
+
+        def cpu() -> float:
+            return time.process_time() + processes_cpu(before)
+
         for _ in range(runs):
-            start = time.perf_counter()
+            cpu0, start = cpu(), time.perf_counter()
             await tool.execute({"code": "return 1"})
-            middle = time.perf_counter()
+            cpu1, middle = cpu(), time.perf_counter()
             await tool.execute({"code": many})
-            end = time.perf_counter()
-            trivial.append((middle - start) * 1000)
-            per_call.append(((end - middle) - (middle - start)) * 1000 / CALLS)
-    return trivial, per_call
+            cpu2, end = cpu(), time.perf_counter()
+            figures["trivial"].append((middle - start) * 1000)
+            figures["call"].append(((end - middle) - (middle - start)) * 1000 / CALLS)
+            figures["trivial cpu"].append((cpu1 - cpu0) * 1000)
+            figures["call cpu"].append(((cpu2 - cpu1) - (cpu1 - cpu0)) * 1000 / CALLS)
+    return figures
 
 
 def row(figure: str, unit: str, samples: dict[str, list[float]]) -> None:
@@ -114,17 +123,17 @@ async def main(rounds: int) -> None:
             elapsed, cpu = await cold(confinement)
             cold_ms[name].append(elapsed)
             cold_cpu[name].append(cpu)
-    trivial: dict[str, list[float]] = {name: [] for name in CONFIGS}
-    per_call: dict[str, list[float]] = {name: [] for name in CONFIGS}
+    warmed: dict[str, dict[str, list[float]]] = {}
     for _ in range(3):  # three sandboxes per configuration, interleaved
         for name, confinement in CONFIGS.items():
-            t, c = await warm(confinement, max(5, rounds))
-            trivial[name] += t
-            per_call[name] += c
+            for figure, values in (await warm(confinement, max(5, rounds))).items():
+                warmed.setdefault(figure, {}).setdefault(name, []).extend(values)
     row("cold start", "ms", cold_ms)
     row("cold start CPU", "ms", cold_cpu)
-    row("warm trivial", "ms", trivial)
-    row("per tool call", "ms", per_call)
+    row("warm trivial", "ms", warmed["trivial"])
+    row("warm trivial CPU", "ms", warmed["trivial cpu"])
+    row("per tool call", "ms", warmed["call"])
+    row("per tool call CPU", "ms", warmed["call cpu"])
 
 
 if __name__ == "__main__":

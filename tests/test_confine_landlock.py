@@ -50,7 +50,8 @@ ATTACKS = {
     # What the sandbox set (node:process may add its own, in its own process), nothing else.
     "env": (
         'const names = ["CODEMODE_SOCKET", "CODEMODE_WORKER_PERMISSIONS", "DENO_DIR", '
-        '"DENO_NO_UPDATE_CHECK", "NO_COLOR", "TMPDIR", "PATH", "DENO_NODE_SHIM_ACTIVE"]; '
+        '"DENO_NO_UPDATE_CHECK", "NO_COLOR", "TMPDIR", "PATH", "DENO_NODE_SHIM_ACTIVE", '
+        '"DENO_EMIT_CACHE_MODE"]; '
         "return Object.entries(Deno.env.toObject()).filter(([k]) => !names.includes(k))",
         {"success": True, "logs": [], "result": []},
     ),

@@ -216,6 +216,7 @@ class SandboxEnvironment:
             "CODEMODE_SOCKET",
             "CODEMODE_WORKER_PERMISSIONS",
             "DENO_DIR",
+            "DENO_EMIT_CACHE_MODE",
             "DENO_NO_UPDATE_CHECK",
             "NO_COLOR",
             "PWD",

@@ -505,13 +505,7 @@ def _environment(config: _ProcessConfig, socket_path: str, workdir: str) -> dict
     if config.confinement is not None:
         # Behind the wall: only the variables the confinement names, and temp files in scratch.
         passed = {k: os.environ[k] for k in config.confinement.env if k in os.environ}
-        inherited: dict[str, str] = {
-            **passed,
-            "TMPDIR": workdir,
-            # Deno's cache is read-only behind the wall: without this, the first program of
-            # each process would wait ~160 ms while Deno retries writing its transpiled source.
-            "DENO_EMIT_CACHE_MODE": "disable",
-        }
+        inherited: dict[str, str] = {**passed, "TMPDIR": workdir}
     else:
         inherited = dict(os.environ) if config.host_privileges else {}
     return {
@@ -519,6 +513,10 @@ def _environment(config: _ProcessConfig, socket_path: str, workdir: str) -> dict
         "CODEMODE_SOCKET": socket_path,
         "CODEMODE_WORKER_PERMISSIONS": "inherit" if config.host_privileges else "none",
         "DENO_DIR": config.deno_dir,
+        # No transpiled program on disk: Deno kept every program's source (and the data in it)
+        # under DENO_DIR/gen/blob, without bound; behind the wall, where DENO_DIR is read-only,
+        # the first program of each process also waited ~160 ms on Deno's write retries.
+        "DENO_EMIT_CACHE_MODE": "disable",
         "NO_COLOR": "1",
         "DENO_NO_UPDATE_CHECK": "1",
     }
