@@ -16,7 +16,10 @@ __all__ = [
 ]
 
 # name -> the module whose ``LANGUAGE`` is that language, imported on first use.
-_KNOWN = {"typescript": "codemode.languages.typescript"}
+_KNOWN = {
+    "typescript": "codemode.languages.typescript",
+    "python": "codemode.languages.python",
+}
 
 
 def get_language(name: str | Language) -> Language:
