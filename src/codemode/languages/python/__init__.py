@@ -23,6 +23,7 @@ class Python(Language):
     title = "Python"
     default_tool_id = "execute_python"
     file_extensions = (".py",)
+    parallel_calls = "asyncio.gather"
 
     def __init__(self) -> None:
         self._checker: MontyTypeChecker | None = None
