@@ -30,7 +30,11 @@ def _resolve(schema: Any, root: Any) -> Any:
 def _branch(value: Any, schema: Mapping[str, Any], root: Any) -> Any:
     for key in ("anyOf", "oneOf"):
         for member in schema.get(key) or []:
-            candidate = {**root, **member} if isinstance(root, dict) and isinstance(member, dict) else member
+            candidate = (
+                {**root, **member}
+                if isinstance(root, dict) and isinstance(member, dict)
+                else member
+            )
             try:
                 ok = jsonschema.Draft202012Validator(candidate).is_valid(value)
             except Exception:
@@ -49,7 +53,9 @@ def literal(value: Any, schema: Any, root: Any) -> str:
             return literal(value, chosen, root)
         for member in schema.get("allOf") or []:
             member = _resolve(member, root)
-            if isinstance(member, Mapping) and ("prefixItems" in member or isinstance(member.get("items"), list)):
+            if isinstance(member, Mapping) and (
+                "prefixItems" in member or isinstance(member.get("items"), list)
+            ):
                 return literal(value, member, root)
     else:
         schema = {}
@@ -60,11 +66,21 @@ def literal(value: Any, schema: Any, root: Any) -> str:
             fixed = prefix if isinstance(prefix, list) else items
             rest = items if isinstance(prefix, list) else schema.get("additionalItems")
             parts = [
-                literal(v, fixed[i] if i < len(fixed) else (rest if isinstance(rest, Mapping) else {}), root)
+                literal(
+                    v,
+                    fixed[i] if i < len(fixed) else (rest if isinstance(rest, Mapping) else {}),
+                    root,
+                )
                 for i, v in enumerate(value)
             ]
             return "(" + ", ".join(parts) + ("," if len(parts) == 1 else "") + ")"
-        return "[" + ", ".join(literal(v, items if isinstance(items, Mapping) else {}, root) for v in value) + "]"
+        return (
+            "["
+            + ", ".join(
+                literal(v, items if isinstance(items, Mapping) else {}, root) for v in value
+            )
+            + "]"
+        )
     if isinstance(value, dict):
         props = schema.get("properties") or {}
         extra = schema.get("additionalProperties")
@@ -86,7 +102,14 @@ def call(fn: Function, sample: Any, schema: Any) -> str:
         return f"await {fn.name}({literal(sample, schema, schema)})"
     resolved = _resolve(schema, schema)
     if isinstance(resolved, Mapping) and (chosen := _branch(sample, resolved, schema)) is not None:
-        resolved = {**resolved, **chosen, "properties": {**(resolved.get("properties") or {}), **(chosen.get("properties") or {})}}
+        resolved = {
+            **resolved,
+            **chosen,
+            "properties": {
+                **(resolved.get("properties") or {}),
+                **(chosen.get("properties") or {}),
+            },
+        }
     props = (resolved.get("properties") or {}) if isinstance(resolved, Mapping) else {}
     extra = resolved.get("additionalProperties") if isinstance(resolved, Mapping) else None
     args = []

@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import atexit
 import contextlib
+import contextvars
 import datetime
 import decimal
 import json
@@ -65,7 +66,9 @@ _ERROR_TYPES: Final = {
 # Values crossing from the program to a tool: the documented JSON rules, as the prelude
 # (``languages/python/_program.py``) applies them to the result inside the sandbox.
 
-_COROUTINE: Final = re.compile(r"<coroutine external_future\(\d+\)>|<coroutine object [^>]*>|<gather\(\d+\)>")
+_COROUTINE: Final = re.compile(
+    r"<coroutine external_future\(\d+\)>|<coroutine object [^>]*>|<gather\(\d+\)>"
+)
 _FUNCTION: Final = re.compile(r"<function '[^']*' at 0x[0-9a-f]+>")
 
 
@@ -180,6 +183,7 @@ class _Run:
         self.job = job
         self.host = host
         self.loop = asyncio.get_running_loop()
+        self.context = contextvars.copy_context()  # the execution's span parents its calls
         self.done: asyncio.Future[Outcome] = self.loop.create_future()
         self.finished: asyncio.Future[None] = self.loop.create_future()
         self.lock = threading.Lock()
@@ -222,8 +226,13 @@ class _Run:
                 exc_type = _ERROR_TYPES.get(answer.error_name, answer.error_name)
                 if exc_type not in _BUILTIN_ERRORS:
                     exc_type = "Exception"
-                self.raised[(exc_type, answer.error_message)] = answer.error_name
-                value = {"exc_type": exc_type, "message": answer.error_message}
+                message = answer.error_message
+                if exc_type == "KeyError" and len(message) > 1 and message[0] == message[-1] == "'":
+                    message = message[1:-1]  # str(KeyError(k)) quotes k; Monty quotes it again
+                self.raised[
+                    (exc_type, str(KeyError(message)) if exc_type == "KeyError" else message)
+                ] = answer.error_name
+                value = {"exc_type": exc_type, "message": message}
             with self.changed:
                 self.replies[call_id] = value
                 following = self.queued.popleft() if self.queued else None
@@ -248,7 +257,7 @@ class _Run:
 
     def _post(self, callback: Callable[..., Any], *args: Any) -> None:
         with contextlib.suppress(RuntimeError):  # the loop is closed: nobody is waiting
-            self.loop.call_soon_threadsafe(callback, *args)
+            self.loop.call_soon_threadsafe(callback, *args, context=self.context)
 
     # -- the thread's side -------------------------------------------------------------------
     def _main(self) -> None:
@@ -380,9 +389,7 @@ class _Run:
     def _on_wait(self, snapshot: pydantic_monty.FutureSnapshot) -> Any:
         pending = snapshot.pending_call_ids
         with self.changed:
-            self.changed.wait_for(
-                lambda: self.aborted or any(i in self.replies for i in pending)
-            )
+            self.changed.wait_for(lambda: self.aborted or any(i in self.replies for i in pending))
             if self.aborted:
                 raise _Aborted
             ready = {i: self.replies.pop(i) for i in pending if i in self.replies}
@@ -415,7 +422,9 @@ class _Run:
         size = len(text.encode())
         return _too_large(size, limit) if size > limit else Outcome(ok=True, result_json=text)
 
-    def _failed(self, exc: pydantic_monty.MontyRuntimeError | pydantic_monty.MontySyntaxError) -> Outcome:
+    def _failed(
+        self, exc: pydantic_monty.MontyRuntimeError | pydantic_monty.MontySyntaxError
+    ) -> Outcome:
         inner = exc.exception()
         name = type(inner).__name__
         message = exc.display(format="msg")
@@ -444,7 +453,9 @@ class _Run:
                 f"The program used more than the memory limit of {self.sandbox.memory_mb} MB; "
                 "use less memory.",
             )
-        return SandboxError("SandboxCrashError", f"The Monty worker ended during the program: {text}")
+        return SandboxError(
+            "SandboxCrashError", f"The Monty worker ended during the program: {text}"
+        )
 
     def _print(self, stream: str, text: str) -> None:
         lines = (self.partial[stream] + text).split("\n")
@@ -554,7 +565,9 @@ class MontySandbox(Sandbox):
             await asyncio.shield(run.finished)
             raise
         except _Aborted:  # interpreter exit stopped it
-            raise SandboxError("SandboxExitError", "The sandbox was shut down during the program") from None
+            raise SandboxError(
+                "SandboxExitError", "The sandbox was shut down during the program"
+            ) from None
 
     def close_now(self) -> None:
         """Stop the workers (blocking)."""

@@ -465,9 +465,7 @@ class _Renderer:
         else:
             if schema.get("maxItems") == 0:
                 return _t("list[Never]")
-            item = (
-                _ANY if items is _MISSING else self.render(items, doc, f"{hint}Item", depth + 1)
-            )
+            item = _ANY if items is _MISSING else self.render(items, doc, f"{hint}Item", depth + 1)
             return _t(f"list[{item.text}]")
         # A tuple: every length from minItems to the fixed elements, then any rest.
         min_items = schema.get("minItems", 0)
@@ -494,9 +492,7 @@ class _Renderer:
         return _union(variants)
 
     # -- objects ---------------------------------------------------------------------------
-    def flatten(
-        self, schema: Mapping[str, Any], doc: _Document, hint: str, depth: int
-    ) -> _Object:
+    def flatten(self, schema: Mapping[str, Any], doc: _Document, hint: str, depth: int) -> _Object:
         properties = schema.get("properties")
         properties = properties if isinstance(properties, Mapping) else {}
         required_raw = schema.get("required")
@@ -538,9 +534,7 @@ class _Renderer:
             extra_doc.extend(lines)
         return _Object(fields, _union(extra_types) if extra_types else None, extra_doc)
 
-    def _object_type(
-        self, schema: Mapping[str, Any], doc: _Document, hint: str, depth: int
-    ) -> _Py:
+    def _object_type(self, schema: Mapping[str, Any], doc: _Document, hint: str, depth: int) -> _Py:
         obj = self.flatten(schema, doc, hint, depth)
         if not obj.fields:
             value = obj.extra if obj.extra is not None else _NEVER
@@ -801,9 +795,10 @@ def render(tools: Sequence[ToolDeclaration]) -> Rendered:
         root = inp.root if isinstance(inp.root, Mapping) else {}
         about_input: list[str] = []
         root_description = root.get("description")
-        if isinstance(root_description, str) and root_description.strip() != (
-            tool.description or ""
-        ).strip():
+        if (
+            isinstance(root_description, str)
+            and root_description.strip() != (tool.description or "").strip()
+        ):
             about_input = _text_lines(root_description)
         signatures = _root_object(renderer, inp)
         in_type = None if signatures is not None else _root_type(renderer, inp)

@@ -340,7 +340,9 @@ def statements(code: str) -> list[Statement]:
             continue
         head = tokens if colon is None else tokens[: colon + 1]
         is_def = first == "def" or (first == "async" and len(tokens) > 1 and tokens[1][0] == "def")
-        out.append(Statement(head[0][1], head[-1][2], indent, first, head, header=True, in_def=in_def))
+        out.append(
+            Statement(head[0][1], head[-1][2], indent, first, head, header=True, in_def=in_def)
+        )
         body = [] if colon is None else tokens[colon + 1 :]
         if body:  # `if x: return 1`: the body is on the header's line
             out.extend(_split(body, indent + 1, inline=True, in_def=in_def or is_def))
@@ -385,10 +387,14 @@ def _plan(code: str) -> _Plan:
         text = code[header.start : header.end]
         match = _LONE_ASYNC_DEF.match(text)
         defs_at_base = [s for s in found if s.indent == base and s.header]
-        if match and header is defs_at_base[-1] and all(
-            s.first in ("import", "from") or s.header or s.in_def
-            for s in found
-            if s.indent == base and not s.inline and s is not header
+        if (
+            match
+            and header is defs_at_base[-1]
+            and all(
+                s.first in ("import", "from") or s.header or s.in_def
+                for s in found
+                if s.indent == base and not s.inline and s is not header
+            )
         ):
             call = match.group(1)
     return _Plan(sorted(wraps), call)
