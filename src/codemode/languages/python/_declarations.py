@@ -710,7 +710,8 @@ def _parameters(obj: _Object, schema: Mapping[str, Any]) -> tuple[list[str], lis
         docs.extend(_arg_doc(f.key, lines, tags))
     names = {f.key for f in obj.fields}
     if obj.extra is not None and obj.extra.atoms:
-        rest = next(n for n in ("extra", "other", "more_fields") if n not in names)
+        candidates = ("extra", "other", "more_fields") if names else ("input",)
+        rest = next(n for n in candidates if n not in names)
         optional.append(f"**{rest}: {obj.extra.text}")
         docs.extend(_arg_doc(f"**{rest}", obj.extra_doc, []))
     return params + optional, docs
