@@ -188,7 +188,7 @@ class _Run:
         self.finished: asyncio.Future[None] = self.loop.create_future()
         self.lock = threading.Lock()
         self.changed = threading.Condition(self.lock)
-        self.replies: dict[int, dict[str, Any]] = {}  # Monty call id -> its resume value
+        self.replies: dict[int, Any] = {}  # Monty call id -> its resume value
         self.queued: deque[tuple[int, str, str]] = deque()  # calls over the concurrency limit
         self.in_flight = 0
         self.calls = 0

@@ -39,7 +39,7 @@ def wrap(code: str) -> str:
 
 def failure(display: str, code_lines: int) -> TypeCheckFailure:
     """The model-facing failure for ty's concise diagnostics of a wrapped program."""
-    found = []
+    found: list[tuple[int | None, int, str]] = []
     for match in _DIAGNOSTIC.finditer(display):
         line = int(match.group("line")) - 1
         found.append(

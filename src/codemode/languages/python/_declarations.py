@@ -23,12 +23,11 @@ from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
 from ..typescript._declarations import (
+    _ARRAY_KEYWORDS,
     _COMBINATORS,
-    _LINE_BREAK,
     _MAX_DEPTH,
     _MISSING,
     _OBJECT_KEYWORDS,
-    _ARRAY_KEYWORDS,
     ToolDeclaration,
     _assign_names,
     _constrains,
@@ -258,14 +257,18 @@ def _doc_parts(schema: Any, *, with_default: bool = True) -> tuple[list[str], li
                     lines.extend(_text_lines(branch["description"]))
                 tags.extend(t for t in _constraint_tags(branch) if t not in tags)
     items = schema.get("items")
-    if isinstance(items, Mapping) and "$ref" not in items:
-        if not (_type_set(items) or set()) & {"object", "array"}:
-            if isinstance(items.get("description"), str):
-                item_lines = _text_lines(items["description"])
-                if item_lines:
-                    lines.append(f"Each item: {item_lines[0]}")
-                    lines.extend(item_lines[1:])
-            tags.extend(_constraint_tags(items, "items."))
+    scalar_items = (
+        isinstance(items, Mapping)
+        and "$ref" not in items
+        and not (_type_set(items) or set()) & {"object", "array"}
+    )
+    if scalar_items and isinstance(items, Mapping):
+        if isinstance(items.get("description"), str):
+            item_lines = _text_lines(items["description"])
+            if item_lines:
+                lines.append(f"Each item: {item_lines[0]}")
+                lines.extend(item_lines[1:])
+        tags.extend(_constraint_tags(items, "items."))
     if with_default and "default" in schema:
         tags.append(f"@default {_json_value(schema['default'])}")
     examples = schema.get("examples")
@@ -694,11 +697,13 @@ def _parameters(obj: _Object, schema: Mapping[str, Any]) -> tuple[list[str], lis
     params: list[str] = []
     optional: list[str] = []
     docs: list[str] = []
+    optional_docs: list[str] = []
     for f in obj.fields:
         sub = props.get(f.key)
         lines, tags = _doc_parts(sub)
         if f.required:
             params.append(f"{f.key}: {f.type.text}")
+            docs.extend(_arg_doc(f.key, lines, tags))
         else:
             default = sub.get("default", _MISSING) if isinstance(sub, Mapping) else _MISSING
             literal = None if default is _MISSING else _python_literal(default)
@@ -707,7 +712,8 @@ def _parameters(obj: _Object, schema: Mapping[str, Any]) -> tuple[list[str], lis
                 lines, tags = _doc_parts(sub, with_default=False)
             else:
                 optional.append(f"{f.key}: {f.type.text} = ...")
-        docs.extend(_arg_doc(f.key, lines, tags))
+            optional_docs.extend(_arg_doc(f.key, lines, tags))
+    docs.extend(optional_docs)
     names = {f.key for f in obj.fields}
     if obj.extra is not None and obj.extra.atoms:
         candidates = ("extra", "other", "more_fields") if names else ("input",)
@@ -849,7 +855,3 @@ def _function(signature: str, doc: list[str]) -> str:
 def render_declarations(tools: Sequence[ToolDeclaration]) -> str:
     """The stubs for ``tools`` (see `render`)."""
     return render(tools).text
-
-
-# Kept importable for the tests of the text renderer's own helpers.
-_ = _LINE_BREAK

@@ -52,10 +52,16 @@ def __codemode_jsonable(value, path, what, seen):
     if isinstance(value, float):
         if __codemode_math.isfinite(value):
             return value
-        raise TypeError(f"{{what}} is not JSON: {{value}} at {{path}} (NaN and infinity have no JSON form; use None or a string)")
+        raise TypeError(
+            f"{{what}} is not JSON: {{value}} at {{path}} "
+            "(NaN and infinity have no JSON form; use None or a string)"
+        )
     kind = type(value).__name__
     if kind == "coroutine":
-        raise TypeError(f"{{what}} is not JSON: an un-awaited coroutine at {{path}}; add `await` before the external_* call (or await asyncio.gather(...) for several)")
+        raise TypeError(
+            f"{{what}} is not JSON: an un-awaited coroutine at {{path}}; add `await` before "
+            "the external_* call (or await asyncio.gather(...) for several)"
+        )
     if isinstance(value, (list, tuple, set, frozenset, dict)):
         for other in seen:
             if other is value:
@@ -71,7 +77,10 @@ def __codemode_jsonable(value, path, what, seen):
                 elif isinstance(key, (int, float)):
                     name = str(key)
                 else:
-                    raise TypeError(f"{{what}} is not JSON: a key of type {{type(key).__name__}} at {{path}} (JSON keys are strings)")
+                    raise TypeError(
+                        f"{{what}} is not JSON: a key of type {{type(key).__name__}} "
+                        f"at {{path}} (JSON keys are strings)"
+                    )
                 out[name] = __codemode_jsonable(item, f"{{path}}[{{key!r}}]", what, seen)
         else:
             items = list(value)
@@ -80,24 +89,33 @@ def __codemode_jsonable(value, path, what, seen):
                     items = sorted(items)
                 except TypeError:
                     pass
-            out = [__codemode_jsonable(item, f"{{path}}[{{i}}]", what, seen) for i, item in enumerate(items)]
+            out = [
+                __codemode_jsonable(item, f"{{path}}[{{i}}]", what, seen)
+                for i, item in enumerate(items)
+            ]
         seen.pop()
         return out
-    if isinstance(value, (__codemode_datetime.datetime, __codemode_datetime.date, __codemode_datetime.time)):
+    if isinstance(value, (__codemode_datetime.date, __codemode_datetime.time)):
         return value.isoformat()
     if isinstance(value, __codemode_datetime.timedelta):
         return value.total_seconds()
     if isinstance(value, __codemode_decimal.Decimal):
         return __codemode_jsonable(float(value), path, what, seen)
     if isinstance(value, bytes):
-        raise TypeError(f"{{what}} is not JSON: bytes at {{path}} (decode them: .decode() for text, base64.b64encode(...).decode() for binary)")
-    if kind in ("range", "dict_keys", "dict_values", "dict_items") or kind.endswith("iterator"):
+        raise TypeError(
+            f"{{what}} is not JSON: bytes at {{path}} (decode them: .decode() for text, "
+            "base64.b64encode(...).decode() for binary)"
+        )
+    if kind in ("range", "dict_keys", "dict_values", "dict_items") or "iterator" in kind:
         raise TypeError(f"{{what}} is not JSON: {{kind}} at {{path}} (convert it with list())")
     if kind in ("function", "builtin_function_or_method", "type", "module"):
         raise TypeError(f"{{what}} is not JSON: {{kind}} at {{path}}")
-    raise TypeError(f"{{what}} is not JSON: an instance of {{kind}} at {{path}} (return a dict of its fields)")
+    raise TypeError(
+        f"{{what}} is not JSON: an instance of {{kind}} at {{path}} (return a dict of its fields)"
+    )
 def {RESULT_MARKER}(value):
-    text = __codemode_json.dumps(__codemode_jsonable(value, "result", "result", []), ensure_ascii=False, separators=(",", ":"))
+    data = __codemode_jsonable(value, "result", "result", [])
+    text = __codemode_json.dumps(data, ensure_ascii=False, separators=(",", ":"))
     size = len(text.encode())
     if size > {MAX_RESULT_BYTES_NAME}:
         return ("{RESULT_MARKER}", "too_large", size)
