@@ -54,8 +54,8 @@ def failure(display: str, code_lines: int) -> TypeCheckFailure:
     found.sort(key=lambda d: (d[0] is None, d[0] or 0, d[1]))
     first_line = found[0][0]
     parts = [found[0][2]]
-    for line, _, message in found[1:_MAX_REPORTED]:
-        parts.append(message if line is None else f"line {line}: {message}")
+    for where, _, message in found[1:_MAX_REPORTED]:
+        parts.append(message if where is None else f"line {where}: {message}")
     if len(found) > _MAX_REPORTED:
         parts.append(f"... and {len(found) - _MAX_REPORTED} more errors")
     return TypeCheckFailure("\n".join(parts), first_line)
