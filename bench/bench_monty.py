@@ -323,8 +323,13 @@ def harness_python() -> Path:
 async def agent_seconds(language: str, program: str, runs: int) -> list[float]:
     """Wall time of pydantic-ai agent runs whose scripted model makes one code call."""
     from pydantic_ai import Agent
-    from pydantic_ai.messages import ModelMessage, ModelResponse, TextPart, ToolCallPart
-    from pydantic_ai.messages import ToolReturnPart
+    from pydantic_ai.messages import (
+        ModelMessage,
+        ModelResponse,
+        TextPart,
+        ToolCallPart,
+        ToolReturnPart,
+    )
     from pydantic_ai.models.function import AgentInfo, FunctionModel
 
     from codemode.integrations.pydantic_ai import to_pydantic_ai
