@@ -529,3 +529,14 @@ def test_a_script_that_never_closes_its_sandbox_exits_silently(how: str) -> None
         except (psutil.NoSuchProcess, psutil.TimeoutExpired):
             pass
         assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+
+
+async def test_the_host_checks_the_result_limit_again(sandbox: MontySandbox) -> None:
+    """The limit the prelude checks is a global the program can rebind: the host checks too."""
+    code = "__codemode_max_result_bytes__ = 10**9\n'x' * 200"
+    result = await run(code, sandbox, max_result_bytes=100)
+    assert result["error"] == {
+        "name": "ResultTooLargeError",
+        "message": "The result is 202 bytes of JSON, over the limit of 100; return a smaller "
+        "value (filter, aggregate or paginate).",
+    }

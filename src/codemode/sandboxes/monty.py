@@ -410,7 +410,9 @@ class _Run:
         if isinstance(output, tuple) and len(output) == 3 and output[0] == RESULT_MARKER:
             status, value = output[1], output[2]
             if status == "ok" and isinstance(value, str):
-                return Outcome(ok=True, result_json=value)
+                # Checked again here: the program can rebind the prelude's limit.
+                size = len(value) if len(value) * 4 <= limit else len(value.encode())
+                return _too_large(size, limit) if size > limit else Outcome(True, value)
             if status == "too_large" and isinstance(value, int):
                 return _too_large(value, limit)
         if output is None:
