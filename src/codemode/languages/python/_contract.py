@@ -27,9 +27,9 @@ How to write the program:
 - Write module-level code: use `await` at the top level. The value of the last expression is \
 the result (`return value` at the top level works too). Do not define `main()` or call \
 `asyncio.run`.
-- Call the async functions declared below with keyword arguments, and `await` each call: \
-`await external_name(arg=value)`. They are the only way to reach the outside world: there is \
-no file system, network, or environment.
+- Call the async functions declared below with keyword arguments (one dict when a function \
+takes one positional `input`), and `await` each call: `await external_name(arg=value)`. They \
+are the only way to reach the outside world: there is no file system, network, or environment.
 - Run independent calls in parallel with `await asyncio.gather(...)` (after `import asyncio`; \
 positional arguments only, no `return_exceptions`), and do arithmetic, filtering and \
 aggregation in the program rather than in your head.
