@@ -53,7 +53,11 @@ def build(program: str) -> Agent[None, str]:
             return ModelResponse(parts=[TextPart("done")])
         return ModelResponse(parts=[ToolCallPart("run_code", {"code": program})])
 
-    agent: Agent[None, str] = Agent(FunctionModel(respond), capabilities=[CodeMode()])
+    # The defaults allow 100 nested calls and 1,000 suspensions; the calls workload needs more.
+    agent: Agent[None, str] = Agent(
+        FunctionModel(respond),
+        capabilities=[CodeMode(max_tool_calls=2000, resource_limits={"max_suspensions": 10_000})],
+    )
 
     @agent.tool_plain
     async def get_order(order_id: str) -> Order:
