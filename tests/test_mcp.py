@@ -4,6 +4,7 @@ talks to ``codemode serve`` over stdio and streamable HTTP, and nothing is mocke
 from __future__ import annotations
 
 import json
+import shutil
 import socket
 import subprocess
 import sys
@@ -653,3 +654,42 @@ def test_importing_codemode_does_not_import_mcp() -> None:
     code = "import sys, codemode; print('mcp' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout == "False\n"
+
+
+INSPECTOR = "@modelcontextprotocol/inspector@2.12.0"
+
+
+@pytest.mark.slow
+def test_the_official_inspector_lints_the_served_tool_clean(tmp_path: Path) -> None:
+    """The MCP Inspector's --strict schema lint reports nothing (needs npm and the registry;
+    installs the Inspector into a cache directory on first use)."""
+    npm = shutil.which("npm")
+    if npm is None:
+        pytest.skip("npm is not installed")
+    cache = Path.home() / ".cache" / "codemode-test" / "inspector"
+    inspector = cache / "node_modules" / ".bin" / "mcp-inspector"
+    if not inspector.exists():
+        cache.mkdir(parents=True, exist_ok=True)
+        subprocess.run([npm, "install", "--silent", "--prefix", str(cache), INSPECTOR], check=True)
+    shop = Path(__file__).parent.parent / "examples" / "shop.py"
+    done = subprocess.run(
+        [
+            str(inspector),
+            "--cli",
+            "--method",
+            "tools/list",
+            "--strict",
+            "--",
+            CODEMODE,
+            "serve",
+            "--tools",
+            str(shop),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["tools"][0]["name"] == "execute_typescript"
+    assert "warning" not in done.stderr.lower() and "error" not in done.stderr.lower()
