@@ -266,3 +266,15 @@ async def test_the_python_code_tool_plugs_in_the_same_way() -> None:
     returns = parts(result.all_messages(), ToolReturnPart)
     assert [r.content for r in returns] == [{"success": True, "result": SHOP_RESULT, "logs": []}]
     assert result.output == SHOP_ANSWER.replace("scale: 4", "scale: 4.0")  # Python's round()
+
+
+async def test_null_result_reaches_the_model_as_null(deno_sandbox: DenoSandbox) -> None:
+    code_tool, _ = create_code_mode(tools=[], sandbox=deno_sandbox)
+    agent = Agent(
+        call_once("execute_typescript", {"code": "return null"}),
+        tools=[to_pydantic_ai(code_tool)],
+    )
+    result = await agent.run("go")
+
+    [reply] = parts(result.all_messages(), ToolReturnPart)
+    assert reply.content == {"success": True, "result": None, "logs": []}
