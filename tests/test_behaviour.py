@@ -270,6 +270,12 @@ class AddInput(BaseModel):
     b: int
 
 
+EXPECTED_ADD = {
+    "typescript": "external_add(input: { a: number; b: number; })",
+    "python": "external_add(*, a: int, b: int)",
+}
+
+
 def adder(output: Any = int) -> Any:
     def add(input: AddInput) -> Any:
         return input.a + input.b
@@ -293,7 +299,8 @@ async def test_input_validation_failure_is_catchable_with_our_message(lang: Lang
         "name": "ValidationError",
         "message": "Tool input validation failed for add:\n"
         "- a: Input should be a valid integer, unable to parse string as an integer\n"
-        "- b: Field required",
+        "- b: Field required\n"
+        f"Expected: {lang(EXPECTED_ADD)}",
     }
 
 
@@ -308,7 +315,8 @@ async def test_uncaught_validation_error_reports_its_name_and_the_calling_line(
     )
     result = await run(code, lang.sandbox, [adder()])
     assert result["error"] == {
-        "message": "Tool input validation failed for add:\n- b: Field required",
+        "message": f"Tool input validation failed for add:\n- b: Field required\n"
+        f"Expected: {lang(EXPECTED_ADD)}",
         "name": "ValidationError",
         "line": 2,
     }
@@ -386,12 +394,12 @@ async def test_tools_outside_the_allow_list_are_not_defined(lang: Lang) -> None:
     assert result["error"] == lang(
         {
             "typescript": {
-                "message": "external_other is not defined",
+                "message": "external_other is not defined. Available: external_add.",
                 "name": "ReferenceError",
                 "line": 1,
             },
             "python": {
-                "message": "name 'external_other' is not defined",
+                "message": "name 'external_other' is not defined. Available: external_add.",
                 "name": "NameError",
                 "line": 1,
             },

@@ -70,7 +70,7 @@ def test_the_language_follows_the_sandbox() -> None:
         ("return 5", 5),  # `return` at the top level
         ("if True:\n    return 'early'\n'late'", "early"),
         ("x = 1", None),  # no last expression: no result
-        ("print('only a print')", None),
+        ("print('only a print')", None),  # a last expression of None: no result
         ("a = 1; a + 1", 2),  # the last statement of a line
         ("async def main():\n    return await external_echo(v=1)\n", {"v": 1}),  # lone main
         (
@@ -97,6 +97,14 @@ async def test_program_shapes(sandbox: MontySandbox, code: str, expected: Any) -
     result = await run(code, sandbox, [echo()])
     assert result["success"] is True, result
     assert result.get("result") == expected
+
+
+async def test_none_returned_is_null_and_a_trailing_none_is_no_result(
+    sandbox: MontySandbox,
+) -> None:
+    assert await run("return None", sandbox) == {"success": True, "result": None, "logs": []}
+    assert await run("x = 1\nNone if x else 2", sandbox) == {"success": True, "logs": []}
+    assert await run("print('done')", sandbox) == {"success": True, "logs": ["done"]}
 
 
 async def test_gather_runs_calls_in_parallel(sandbox: MontySandbox) -> None:
@@ -219,7 +227,8 @@ async def test_one_dict_is_accepted_as_the_input(sandbox: MontySandbox) -> None:
 async def test_undefined_functions_are_name_errors(sandbox: MontySandbox) -> None:
     result = await run("bytearray(b'x')", sandbox)
     assert result["error"] == {
-        "message": "name 'bytearray' is not defined",
+        "message": "name 'bytearray' is not defined. "
+        "No external_* functions are available to this program.",
         "name": "NameError",
         "line": 1,
     }
@@ -366,24 +375,24 @@ def _body(code: str) -> str:
 @pytest.mark.parametrize(
     ("code", "prepared"),
     [
-        ("x = 1\nx + 1", f"x = 1\n{RESULT_MARKER}(x + 1)"),
+        ("x = 1\nx + 1", f"x = 1\n{RESULT_MARKER}(x + 1, False)"),
         ("return {'a': 1}  # done", f"return {RESULT_MARKER}({{'a': 1}})  # done"),
         (
             'x = f"{a["k"]:>{w}}"  # 3.12 quotes\nx',
-            f'x = f"{{a["k"]:>{{w}}}}"  # 3.12 quotes\n{RESULT_MARKER}(x)',
+            f'x = f"{{a["k"]:>{{w}}}}"  # 3.12 quotes\n{RESULT_MARKER}(x, False)',
         ),
-        ("s = '''a\nb'''\ns", f"s = '''a\nb'''\n{RESULT_MARKER}(s)"),
-        ("(1,\n 2)", f"{RESULT_MARKER}((1,\n 2))"),
+        ("s = '''a\nb'''\ns", f"s = '''a\nb'''\n{RESULT_MARKER}(s, False)"),
+        ("(1,\n 2)", f"{RESULT_MARKER}((1,\n 2), False)"),
         ("x: int = 1", "x: int = 1"),
         ("for i in y: pass", "for i in y: pass"),
         (
             "if x: return 3\nelse: return 4",
             f"if x: return {RESULT_MARKER}(3)\nelse: return {RESULT_MARKER}(4)",
         ),
-        ("def f():\n    return 1\nf()", f"def f():\n    return 1\n{RESULT_MARKER}(f())"),
-        ("x = lambda: 1\nlambda y: y", f"x = lambda: 1\n{RESULT_MARKER}(lambda y: y)"),
-        ("match = 3\nmatch", f"match = 3\n{RESULT_MARKER}(match)"),
-        ("x = 1 \\\n  + 2\nx", f"x = 1 \\\n  + 2\n{RESULT_MARKER}(x)"),
+        ("def f():\n    return 1\nf()", f"def f():\n    return 1\n{RESULT_MARKER}(f(), False)"),
+        ("x = lambda: 1\nlambda y: y", f"x = lambda: 1\n{RESULT_MARKER}(lambda y: y, False)"),
+        ("match = 3\nmatch", f"match = 3\n{RESULT_MARKER}(match, False)"),
+        ("x = 1 \\\n  + 2\nx", f"x = 1 \\\n  + 2\n{RESULT_MARKER}(x, False)"),
         ("y = 2\nreturn", "y = 2\nreturn"),
     ],
 )

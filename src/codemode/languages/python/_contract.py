@@ -25,8 +25,8 @@ calling tools one at a time.
 
 How to write the program:
 - Write module-level code: use `await` at the top level. The value of the last expression is \
-the result (`return value` at the top level works too). Do not define `main()` or call \
-`asyncio.run`.
+the result (`return value` at the top level works too; a last expression of `None`, such as \
+a trailing `print`, is no result). Do not define `main()` or call `asyncio.run`.
 - Call the async functions declared below with keyword arguments (one dict when a function \
 takes one positional `input`), and `await` each call: `await external_name(arg=value)`. They \
 are the only way to reach the outside world: there is no file system, network, or environment.

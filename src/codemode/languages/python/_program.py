@@ -21,7 +21,6 @@ from dataclasses import dataclass, field
 from typing import Final
 
 from .._base import Program
-from ..typescript._program import strip_fences
 
 __all__ = [
     "MAX_RESULT_BYTES_NAME",
@@ -29,6 +28,7 @@ __all__ = [
     "RESULT_MARKER",
     "Statement",
     "checkable_program",
+    "extract_code",
     "prepare_program",
     "statements",
 ]
@@ -113,7 +113,9 @@ def __codemode_jsonable(value, path, what, seen):
     raise TypeError(
         f"{{what}} is not JSON: an instance of {{kind}} at {{path}} (return a dict of its fields)"
     )
-def {RESULT_MARKER}(value):
+def {RESULT_MARKER}(value, returned=True):
+    if value is None and not returned:
+        return None  # a last expression of None (a print) is no result, as in a REPL
     data = __codemode_jsonable(value, "result", "result", [])
     text = __codemode_json.dumps(data, ensure_ascii=False, separators=(",", ":"))
     size = len(text.encode())
@@ -383,22 +385,21 @@ _LONE_ASYNC_DEF: Final = re.compile(r"async\s+def\s+([^\W\d]\w*)\s*\(\s*\)")
 
 @dataclass(frozen=True)
 class _Plan:
-    wraps: list[tuple[int, int]]  # (start, end) spans whose value is the program's result
+    returns: list[tuple[int, int]]  # (start, end) of each top-level `return` value
+    last: tuple[int, int] | None  # the last expression statement, if the program ends with one
     call: str | None  # the lone `async def NAME():` to call at the end, if that is the program
 
 
 def _plan(code: str) -> _Plan:
     found = statements(code)
     top = [s for s in found if not s.in_def]
-    wraps: list[tuple[int, int]] = []
-    for s in top:
-        if s.first == "return" and len(s.tokens) > 1:
-            wraps.append((s.tokens[1][1], s.end))
+    returns = [(s.tokens[1][1], s.end) for s in top if s.first == "return" and len(s.tokens) > 1]
     base = min((s.indent for s in found), default=0)
     last = next((s for s in reversed(found) if s.indent == base and not s.inline), None)
     call = None
+    expression = None
     if last is not None and not last.header and _is_expression(last):
-        wraps.append((last.start, last.end))
+        expression = (last.start, last.end)
     elif last is not None and last.header:
         # The last top-level statement is compound: is it `async def NAME():` alone?
         header = next(s for s in reversed(found) if s.indent == base and s.header)
@@ -415,18 +416,21 @@ def _plan(code: str) -> _Plan:
             )
         ):
             call = match.group(1)
-    return _Plan(sorted(wraps), call)
+    return _Plan(returns, expression, call)
 
 
 def prepare_program(code: str) -> Program:
     """The module Monty runs for ``code``: fences stripped, the result wrapped, the prelude
     first (``line_offset`` lines)."""
-    body = strip_fences(code)
+    body = extract_code(code)
     plan = _plan(body)
+    spans = [(start, end, "") for start, end in plan.returns]
+    if plan.last is not None:
+        spans.append((*plan.last, ", False"))  # a last expression of None is no result
     parts: list[str] = []
     at = 0
-    for start, end in plan.wraps:
-        parts += [body[at:start], f"{RESULT_MARKER}(", body[start:end], ")"]
+    for start, end, flag in sorted(spans):
+        parts += [body[at:start], f"{RESULT_MARKER}(", body[start:end], f"{flag})"]
         at = end
     parts.append(body[at:])
     rewritten = "".join(parts)
@@ -438,8 +442,71 @@ def prepare_program(code: str) -> Program:
 def checkable_program(code: str) -> str:
     """What the type checker sees: the model's program (fences stripped, a lone ``async def``
     called), without the prelude or the result wrapping."""
-    body = strip_fences(code)
+    body = extract_code(code)
     plan = _plan(body)
     if plan.call is not None:
         body = f"{body.rstrip()}\nawait {plan.call}()\n"
     return body
+
+
+_FENCE: Final = re.compile(r"^\s*(?P<mark>`{3,}|~{3,})\s*(?P<info>[\w+-]*)[^\n`]*$")
+_CODE_TAGS: Final = frozenset({"python", "py", "python3", "py3"})
+
+
+def _string_spans(text: str) -> list[tuple[int, int]]:
+    """Where the string literals of ``text`` are (comments skipped)."""
+    scanner = _Scanner(text)
+    spans = []
+    i = 0
+    while i < len(text):
+        ch = text[i]
+        if ch == "#":
+            end = text.find("\n", i)
+            i = len(text) if end < 0 else end
+        elif ch in "'\"" or (
+            _STRING_PREFIX.match(text, i) and (i == 0 or not text[i - 1].isalnum())
+        ):
+            end = scanner.skip_string(i)
+            spans.append((i, end))
+            i = max(end, i + 1)
+        else:
+            i += 1
+    return spans
+
+
+def extract_code(text: str) -> str:
+    """The code in ``text`` with everything else blanked, every line kept where it was.
+
+    With fenced blocks present, the code is the first block tagged python/py, else the first
+    block; the fences and the prose around them become empty lines. A fence inside a string of
+    a program (one building Markdown) is the program's own text.
+    """
+    lines = text.split("\n")
+    blocks: list[tuple[int, int, str]] = []
+    i = 0
+    while i < len(lines):
+        opening = _FENCE.match(lines[i])
+        if opening is None:
+            i += 1
+            continue
+        mark = opening.group("mark")
+        for j in range(i + 1, len(lines)):
+            closing = _FENCE.match(lines[j])
+            closes = (
+                closing is not None
+                and closing.group("mark")[0] == mark[0]
+                and len(closing.group("mark")) >= len(mark)
+                and not closing.group("info")
+            )
+            if closes:
+                blocks.append((i, j, opening.group("info").lower()))
+                i = j
+                break
+        i += 1
+    if not blocks:
+        return text
+    open_line, close_line, _ = next((b for b in blocks if b[2] in _CODE_TAGS), blocks[0])
+    offset = sum(len(line) + 1 for line in lines[:open_line])
+    if any(start < offset < end for start, end in _string_spans(text)):
+        return text
+    return "\n".join(line if open_line < n < close_line else "" for n, line in enumerate(lines))
