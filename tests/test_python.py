@@ -78,6 +78,8 @@ def test_the_language_follows_the_sandbox() -> None:
             2,
         ),
         ("```python\n6 * 7\n```", 42),
+        ("Here it is:\n```py\nx = 6\nx * 7\n```\nIt returns 42.", 42),
+        ('md = """\n```python\nnot run\n```\n"""\nlen(md)', 28),
         ("def f():\n    return 1\nf() + 1", 2),  # a function's return is not the result
     ],
     ids=[
@@ -90,6 +92,8 @@ def test_the_language_follows_the_sandbox() -> None:
         "lone-async-main",
         "asyncio-run",
         "fence",
+        "prose-around-fence",
+        "fence-in-a-string",
         "function-return",
     ],
 )
