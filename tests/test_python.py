@@ -79,7 +79,7 @@ def test_the_language_follows_the_sandbox() -> None:
         ),
         ("```python\n6 * 7\n```", 42),
         ("Here it is:\n```py\nx = 6\nx * 7\n```\nIt returns 42.", 42),
-        ('md = """\n```python\nnot run\n```\n"""\nlen(md)', 28),
+        ('md = """\n```python\nnot run\n```\n"""\nlen(md)', 23),
         ("def f():\n    return 1\nf() + 1", 2),  # a function's return is not the result
     ],
     ids=[
