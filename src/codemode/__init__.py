@@ -1,5 +1,5 @@
-"""codemode: give an agent one tool that runs a model-written TypeScript program in a sandbox,
-calling your tools as ``external_*`` functions."""
+"""codemode: give an agent one tool that runs a model-written program (TypeScript in Deno, or
+Python in Monty) in a sandbox, calling your tools as ``external_*`` functions."""
 
 from ._code_mode import CodeMode, CodeModeTool, create_code_mode, create_code_mode_instructions
 from ._result import CodeModeError, CodeModeToolResult
@@ -10,6 +10,7 @@ from .sandboxes import (
     DenoSandbox,
     ExecutionLimits,
     LocalSandbox,
+    MontySandbox,
     Sandbox,
     SandboxError,
 )
@@ -24,6 +25,7 @@ __all__ = [
     "DenoSandbox",
     "ExecutionLimits",
     "LocalSandbox",
+    "MontySandbox",
     "Sandbox",
     "SandboxError",
     "Schema",

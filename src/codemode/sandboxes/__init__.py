@@ -4,6 +4,7 @@ from ._base import ExecutionHost, ExecutionLimits, Job, Outcome, Sandbox, Sandbo
 from ._confine import Confinement, ConfinementReport
 from .deno import DenoSandbox
 from .local import LocalSandbox
+from .monty import MontySandbox
 
 __all__ = [
     "Confinement",
@@ -13,6 +14,7 @@ __all__ = [
     "ExecutionLimits",
     "Job",
     "LocalSandbox",
+    "MontySandbox",
     "Outcome",
     "Sandbox",
     "SandboxError",
