@@ -57,7 +57,7 @@ ATTACKS = {
     ),
     "env-secret": (
         'return Deno.env.get("CODEMODE_HOST_SECRET") ?? null',
-        {"success": True, "logs": []},
+        {"success": True, "result": None, "logs": []},
     ),
     "spawn": (
         'return (await new Deno.Command("/bin/sh", { args: ["-c", "id"] }).output()).code',

@@ -288,7 +288,7 @@ WALLED = {
     "uid": succeeded(os.getuid()),
     "gid": succeeded(os.getgid()),
     "node-cpus": succeeded(Anything()),
-    "node-homedir": succeeded(None),  # no HOME, no /etc/passwd
+    "node-homedir": {"success": True, "result": None, "logs": []},  # no HOME, no /etc/passwd
     "node-user-info": failed("Failed to get user info", "NotFound"),
     "node-tmpdir": succeeded(Matches(SCRATCH)),
     # Its parent, as it sees it, is the wall's init: SIGKILL from inside its pid namespace
