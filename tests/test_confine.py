@@ -430,3 +430,18 @@ def test_a_script_that_never_closes_its_sandbox_exits_cleanly(tmp_path: Path) ->
         assert left_behind() == []
     finally:
         shutil.rmtree(private, ignore_errors=True)
+
+
+@pytest.mark.parametrize("network", [False, True], ids=["no-network", "network"])
+async def test_bubblewrap_gives_the_process_namespaces_of_its_own(
+    walled: Any, network: bool
+) -> None:
+    kinds = ["user", "pid", "ipc", "uts", "cgroup", "net"]
+    box = walled(Confinement(network=network, layer="bubblewrap"))
+    code = f"return {kinds}.map(k => Deno.readLinkSync(`/proc/self/ns/${{k}}`))"
+    result = await outcome(box, code)
+    assert result["success"] is True, result
+    inside = dict(zip(kinds, result["result"], strict=True))
+    host = {kind: os.readlink(f"/proc/self/ns/{kind}") for kind in kinds}
+    shared = {kind for kind in kinds if inside[kind] == host[kind]}
+    assert shared == ({"net"} if network else set())
