@@ -2,7 +2,7 @@
 calling your tools as ``external_*`` functions."""
 
 from ._code_mode import CodeMode, CodeModeTool, create_code_mode, create_code_mode_instructions
-from ._result import CodeModeError, CodeModeToolResult
+from ._result import CodeModeError, CodeModeToolResult, PendingCall
 from ._tools import Schema, Tool, ToolCall, ToolContext, ToolValidationError, create_tool, tool
 from .sandboxes import DenoSandbox, ExecutionLimits, LocalSandbox, Sandbox, SandboxError
 
@@ -14,6 +14,7 @@ __all__ = [
     "DenoSandbox",
     "ExecutionLimits",
     "LocalSandbox",
+    "PendingCall",
     "Sandbox",
     "SandboxError",
     "Schema",
