@@ -617,3 +617,174 @@ async def test_forged_idle_and_journal_messages_skip_no_approval_and_stop_no_run
         (1, "ok"),
         (2, "pending"),
     ]
+
+
+# -- more of the engine ----------------------------------------------------------------------
+async def test_a_slow_live_call_finishes_before_the_execution_pauses(
+    sandbox: DenoSandbox, store: SqliteStore
+) -> None:
+    effects = Effects()
+    tools = [effects.tool("report", lambda _: "sent", delay=0.5), refund_tool(effects)]
+    code = """
+    const [report, refund] = await Promise.all([
+      external_report({}),
+      external_refund({ order: "a", amount: 500 }),
+    ]);
+    return { report, refund };
+    """
+    tool = code_tool(sandbox, store, tools)
+    paused = await tool.execute({"code": code})
+    assert paused.status == "paused" and effects.names() == ["report"]
+    state = await store.get(paused.execution_id or "")
+    assert state is not None
+    assert [(c.name, c.state, c.value) for c in state.calls] == [
+        ("report", "ok", "sent"),
+        ("refund", "pending", None),
+    ]
+    done = await tool.resume(paused.execution_id or "", {paused.pending[0].call_id: True})
+    assert done.result == {"report": "sent", "refund": {"refunded": "a"}}
+    assert effects.names() == ["report", "refund"]
+
+
+async def test_an_operation_in_flight_is_waited_for_and_its_order_replayed(
+    sandbox: DenoSandbox, store: SqliteStore
+) -> None:
+    effects = Effects()
+    tools = [effects.tool("lookup", lambda _: "found", delay=0.3), refund_tool(effects)]
+    code = """
+    const order = [];
+    const lookup = external_lookup({}).then(() => order.push("lookup"));
+    const digest = crypto.subtle.digest("SHA-256", new TextEncoder().encode("x"))
+      .then((d) => order.push(`digest ${new Uint8Array(d)[0]}`));
+    const refund = external_refund({ order: "a", amount: 500 });
+    await Promise.all([lookup, digest]);
+    await refund;
+    return order;
+    """
+    tool = code_tool(sandbox, store, tools)
+    paused = await tool.execute({"code": code})
+    assert paused.status == "paused"
+    done = await tool.resume(paused.execution_id or "", {paused.pending[0].call_id: True})
+    # The lookup is answered at once on replay; the digest still comes first, as it did.
+    assert done.result == ["digest 45", "lookup"]
+
+
+async def test_calls_over_the_concurrency_limit_pause_in_turn(
+    sandbox: DenoSandbox, store: SqliteStore
+) -> None:
+    effects = Effects()
+    code = """
+    return await Promise.all(["a", "b", "c"].map((order) =>
+      external_refund({ order, amount: 500 })));
+    """
+    tool = code_tool(sandbox, store, [refund_tool(effects)], max_concurrent_tool_calls=2)
+    paused = await tool.execute({"code": code})
+    assert [c.input["order"] for c in paused.pending] == ["a", "b"]  # "c" waits in the runner
+    execution_id = paused.execution_id or ""
+    again = await tool.resume(execution_id, {c.call_id: True for c in paused.pending})
+    assert [c.input["order"] for c in again.pending] == ["c"]
+    done = await tool.resume(execution_id, {again.pending[0].call_id: True})
+    assert done.result == [{"refunded": "a"}, {"refunded": "b"}, {"refunded": "c"}]
+    assert sorted(input["order"] for _, input in effects.runs) == ["a", "b", "c"]  # once each
+
+
+async def test_a_denial_by_the_callback_is_recorded_and_not_asked_again(
+    sandbox: DenoSandbox, store: SqliteStore
+) -> None:
+    effects = Effects()
+    asked: list[str] = []
+
+    def approve(call: ToolCall) -> bool | str | None:
+        asked.append(call.input["order"])
+        return "too late today" if call.input["order"] == "a" else None
+
+    code = """
+    const a = await external_refund({ order: "a", amount: 500 }).catch((e) => e.message);
+    const b = await external_refund({ order: "b", amount: 500 });
+    return { a, b };
+    """
+    tool = code_tool(sandbox, store, [refund_tool(effects)], approve=approve)
+    paused = await tool.execute({"code": code})
+    assert asked == ["a", "b"] and [c.input["order"] for c in paused.pending] == ["b"]
+    done = await tool.resume(paused.execution_id or "", {paused.pending[0].call_id: True})
+    assert done.result == {
+        "a": "Tool refund requires approval and was not approved: too late today",
+        "b": {"refunded": "b"},
+    }
+    assert asked == ["a", "b"]  # neither asked again: one is recorded, one was decided
+
+
+class FailingStore(SqliteStore):
+    """Records fail from the ``fail_at``-th on (a full disk, a lost database)."""
+
+    fail_at = 2
+
+    async def record(self, *args: Any, **kwargs: Any) -> None:
+        self.fail_at -= 1
+        if self.fail_at <= 0:
+            raise OSError("disk I/O error")
+        await super().record(*args, **kwargs)
+
+
+async def test_a_failing_store_stops_the_execution_before_an_unrecorded_call_runs(
+    sandbox: DenoSandbox, tmp_path: Path
+) -> None:
+    effects = Effects()
+    tools = [effects.tool("first"), effects.tool("second")]
+    async with FailingStore(tmp_path / "runs.db") as store:
+        tool = code_tool(sandbox, store, tools)
+        code = "await external_first({}); await external_second({}); return 1"
+        result = await tool.execute({"code": code})
+    assert result.error is not None and result.error.name == "ExecutionStoreError"
+    assert result.error.message == Matches(
+        r"The host could not record call 1 of execution [0-9a-f]{32} \(disk I/O error\); the "
+        r"execution stopped so that no call runs unrecorded\."
+    )
+    assert effects.names() == ["first"]  # its start was recorded; its outcome could not be
+
+
+DATES = """
+class Stamp extends Date {}
+const seen = {
+  epoch: new Date(0).toISOString(),
+  utc: Date.UTC(2020, 0, 2),
+  parse: Date.parse("2020-01-02T00:00:00Z"),
+  sub: new Stamp(0).getTime() === 0 && new Stamp() instanceof Date,
+  ctor: new Date().constructor === Date,
+  perf: performance.now(),
+  origin: performance.timeOrigin,
+};
+await external_refund({ order: "a", amount: 500 });
+return { ...seen, later: performance.now() >= seen.perf, origin2: performance.timeOrigin };
+"""
+
+
+async def test_dates_keep_their_meaning_and_performance_now_never_goes_back(
+    sandbox: DenoSandbox, store: SqliteStore
+) -> None:
+    effects = Effects()
+    tool = code_tool(sandbox, store, [refund_tool(effects)])
+    paused = await tool.execute({"code": DATES})
+    await asyncio.sleep(0.2)
+    done = await tool.resume(paused.execution_id or "", {paused.pending[0].call_id: True})
+    assert done.result is not None
+    assert {k: v for k, v in done.result.items() if k not in ("perf", "origin", "origin2")} == {
+        "epoch": "1970-01-01T00:00:00.000Z",
+        "utc": 1577923200000,
+        "parse": 1577923200000,
+        "sub": True,
+        "ctor": True,
+        "later": True,
+    }
+    assert done.result["origin"] == done.result["origin2"]
+
+
+async def test_local_sandbox_runs_durable_executions_too(store: SqliteStore) -> None:
+    from codemode import LocalSandbox
+
+    effects = Effects()
+    async with LocalSandbox(prestart=0) as local:
+        tool = code_tool(local, store, [refund_tool(effects)])  # type: ignore[arg-type]
+        paused = await tool.execute({"code": NONDETERMINISM})
+        done = await tool.resume(paused.execution_id or "", {paused.pending[0].call_id: True})
+    assert done.result == {"seen": json.loads(paused.logs[0]), "later": True}

@@ -14,14 +14,15 @@ still running, so no tool call outlives the program that made it.
 from __future__ import annotations
 
 import asyncio
+import functools
 import inspect
 import json
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from ._tools import ApprovalAnswer, Approve, Tool, ToolCall, ToolContext, ToolValidationError
-from ._tracing import span
+from ._tracing import span, tracing
 from .sandboxes._base import ToolReply
 from .stores._base import call_id
 
@@ -110,9 +111,13 @@ class Bridge:
         self._tasks: set[asyncio.Task[None]] = set()
         self.logs: list[str] = []
         self.tool_calls = 0
+        # The layers this execution needs, decided once: tracing only when spans are collected.
         approval = Approval(approve, request_context, can_defer=journal is not None)
         layers: list[Layer] = [] if journal is None else [journal.replay]
-        layers += [_allow_list, _trace(code_mode_id), _validate, approval]
+        layers.append(_allow_list)
+        if tracing():
+            layers.append(_trace(code_mode_id))
+        layers += [_validate, approval]
         if journal is not None:
             layers.append(journal.record)
         self._handle = _compose(layers, self._execute)
@@ -177,16 +182,9 @@ class Bridge:
 
 def _compose(layers: Sequence[Layer], last: Next) -> Next:
     handler = last
-    for layer in reversed(layers):
-        handler = _bind(layer, handler)
+    for layer in reversed(layers):  # a partial is called without a frame of its own
+        handler = functools.partial(cast(Any, layer), next=handler)
     return handler
-
-
-def _bind(layer: Layer, next: Next) -> Next:
-    async def handle(site: CallSite) -> ToolReply | None:
-        return await layer(site, next)
-
-    return handle
 
 
 # -- layers ------------------------------------------------------------------------------------
@@ -253,7 +251,11 @@ class Approval:
     async def __call__(self, site: CallSite, next: Next) -> ToolReply | None:
         tool = site.tool
         assert tool is not None
-        if not site.decided and tool.needs_approval(site.input):
+        if (
+            tool.require_approval is not False
+            and not site.decided
+            and tool.needs_approval(site.input)
+        ):
             try:
                 answer = await self._ask(site)
             except Exception as exc:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import logging
 from collections.abc import Callable, Mapping
 from typing import Any, Literal
@@ -45,7 +46,7 @@ _log = logging.getLogger("codemode")
 def input_hash(name: str, args_json: str | None) -> str:
     """What a call is, for comparing it with a record: the function and its input text (the
     same program in a fresh realm serialises the same input to the same text)."""
-    return hashlib.sha256(f"{name}\n{args_json or ''}".encode()).hexdigest()
+    return hashlib.sha256(json.dumps([name, args_json]).encode()).hexdigest()
 
 
 class Journal:
@@ -198,7 +199,7 @@ class Journal:
                 if recorded.approved is True:
                     site.decided = True  # a person approved it (or said to run it again)
                 elif recorded.approved is False:
-                    return await self._denied(site, recorded)
+                    return self._denied(site, recorded)
                 elif recorded.state in ("in_doubt", "started"):
                     tool = site.tool
                     if tool is None or not tool.idempotent:
@@ -208,22 +209,21 @@ class Journal:
             answer = await next(site)
             if answer is None:  # deferred: it waits for a decision
                 record = self._make(site, "pending")
-                if self._current.get(step) != record and not await self._write(record):
-                    return None
+                if self._current.get(step) != record:
+                    self._queue(record)
                 self._wait(record)
                 return None
-            ran = step in self._outcome_recorded
-            if not ran and not await self._write(self._outcome(site, answer, ran=False)):
-                return None  # it never ran (denied, invalid, unknown), and could not be recorded
+            if step not in self._outcome_recorded:  # it never ran: denied, invalid, unknown
+                self._queue(self._outcome(site, answer, ran=False))
             return answer
         finally:
             self._busy -= 1
             self._quiet_soon()
 
     async def record(self, site: CallSite, next: Next) -> ToolReply | None:
-        """Innermost layer but the run: recorded as started before it runs, with its outcome
-        after (before the program hears it). Held until the replay is verified, so a call is
-        never run live for a program that diverges."""
+        """Innermost layer but the run: recorded as started before it runs (and waited for),
+        with its outcome after. Held until the replay is verified, so a call is never run live
+        for a program that diverges."""
         if not self._replayed.is_set():
             self._held += 1
             self._quiet()
@@ -236,15 +236,13 @@ class Journal:
         if not await self._write(self._make(site, "started", ran=True)):
             return None
         answer = await next(site)
-        assert answer is not None  # the run always answers
-        if not await self._write(self._outcome(site, answer, ran=True)):
-            return None
-        assert site.step is not None
+        assert answer is not None and site.step is not None  # the run always answers
+        self._queue(self._outcome(site, answer, ran=True))
         self._outcome_recorded.add(site.step)
-        return answer
+        return None if self.stopped else answer
 
     # -- internals -----------------------------------------------------------------------------
-    async def _denied(self, site: CallSite, recorded: CallRecord) -> ToolReply | None:
+    def _denied(self, site: CallSite, recorded: CallRecord) -> ToolReply:
         tool_id = site.tool.id if site.tool is not None else site.name
         if recorded.state == "pending":
             answer = denial(tool_id, recorded.reason)
@@ -253,8 +251,7 @@ class Journal:
             if recorded.reason:
                 message += f": {recorded.reason}"
             answer = ToolReply(False, error_message=message, error_name="ApprovalDeniedError")
-        if not await self._write(self._outcome(site, answer, ran=False)):
-            return None
+        self._queue(self._outcome(site, answer, ran=False))
         return answer
 
     def _wait(self, record: CallRecord) -> None:
@@ -285,27 +282,41 @@ class Journal:
         return replace_call(self._make(site, "error", ran=ran), error=error)
 
     async def _write(self, record: CallRecord) -> bool:
-        """Record durably; False (and the execution stopped) when the store failed."""
-        self._current[record.step] = record
+        """Record durably and wait for it; False (and the execution stopped) when the store
+        failed. Only a call's start is waited for: it must be durable before the call runs."""
         try:
-            await self._writer.write(record)
+            await asyncio.shield(self._queue(record, urgent=True))
         except asyncio.CancelledError:
             raise
-        except Exception as exc:
-            _log.warning("durable execution %s: recording failed", self.execution_id, exc_info=True)
-            name = getattr(exc, "name", None) or "ExecutionStoreError"
-            self._stop(
-                failure=CodeModeError(
-                    name=name if isinstance(name, str) else "ExecutionStoreError",
-                    message=(
-                        f"The host could not record call {record.step} of execution "
-                        f"{self.execution_id} ({exc}); the execution stopped so that no call "
-                        "runs unrecorded."
-                    ),
-                )
-            )
+        except Exception:
             return False
         return True
+
+    def _queue(self, record: CallRecord, *, urgent: bool = False) -> asyncio.Future[None]:
+        """Record in the background (in order with every other record): an outcome need not
+        be durable before the program hears it, since a call started and not finished on
+        record is in doubt, never run again unasked. A failure stops the execution."""
+        self._current[record.step] = record
+        done = self._writer.enqueue(record, urgent=urgent)
+        done.add_done_callback(lambda future: self._written(record, future))
+        return done
+
+    def _written(self, record: CallRecord, done: asyncio.Future[None]) -> None:
+        if done.cancelled() or done.exception() is None:
+            return
+        exc = done.exception()
+        _log.warning("durable execution %s: recording failed: %s", self.execution_id, exc)
+        name = getattr(exc, "name", None)
+        self._stop(
+            failure=CodeModeError(
+                name=name if isinstance(name, str) else "ExecutionStoreError",
+                message=(
+                    f"The host could not record call {record.step} of execution "
+                    f"{self.execution_id} ({exc}); the execution stopped so that no call "
+                    "runs unrecorded."
+                ),
+            )
+        )
 
     def _quiet_soon(self) -> None:
         """``_quiet`` once this call's reply is written (the probe then follows it)."""
@@ -405,9 +416,15 @@ def _retrieve(done: asyncio.Future[None]) -> None:
         done.exception()
 
 
+_LAZY_WRITE_S = 0.05  # how long an outcome may wait to share a commit with the next start
+
+
 class _Writer:
     """Group commit: records written while a commit is under way go together in the next one,
-    with the tape so far (so a call's record never lands before the events that led to it)."""
+    with the tape so far (so a call's record never lands before the events that led to it).
+    Only a call's start is urgent; other records (outcomes, waits) ride along with the next
+    urgent one, or are committed within ``_LAZY_WRITE_S``, so a sequential program pays about
+    one commit per call."""
 
     def __init__(self, store: ExecutionStore, execution_id: str, owner: str, tape: Tape) -> None:
         self._store = store
@@ -416,16 +433,31 @@ class _Writer:
         self._tape = tape
         self._queue: list[tuple[CallRecord, asyncio.Future[None]]] = []
         self._flushing: asyncio.Task[None] | None = None
+        self._later: asyncio.TimerHandle | None = None
 
-    async def write(self, record: CallRecord) -> None:
-        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    def enqueue(self, record: CallRecord, *, urgent: bool) -> asyncio.Future[None]:
+        """Queue ``record`` (at once, so records keep their order); the future is done when it
+        is durable."""
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[None] = loop.create_future()
         done.add_done_callback(_retrieve)  # a caller cancelled meanwhile leaves none unread
         self._queue.append((record, done))
-        if self._flushing is None:
+        if urgent:
+            self._start()
+        elif self._later is None and self._flushing is None:
+            self._later = loop.call_later(_LAZY_WRITE_S, self._start)
+        return done
+
+    def _start(self) -> None:
+        if self._later is not None:
+            self._later.cancel()
+            self._later = None
+        if self._flushing is None and self._queue:
             self._flushing = asyncio.ensure_future(self._flush())
-        await asyncio.shield(done)
 
     async def drain(self) -> None:
+        """Commit everything queued, now."""
+        self._start()
         while self._flushing is not None:
             await asyncio.shield(self._flushing)
 

@@ -418,9 +418,11 @@ class SqliteStore:
         calls: Sequence[CallRecord] = (),
         tape: Sequence[str] = (),
     ) -> None:
+        rows = _call_rows(execution_id, calls)  # built here: the store's thread mostly waits on C
+
         def write(conn: sqlite3.Connection, now: float) -> None:
             _check_owner(conn, execution_id, owner)
-            _save_calls(conn, execution_id, calls)
+            _save_rows(conn, rows)
             _append_tape(conn, execution_id, tape)
 
         await self._write(write)
@@ -438,11 +440,13 @@ class SqliteStore:
         if status not in ("paused", "completed", "failed"):
             raise ValueError(f"a pass ends paused, completed or failed, not {status!r}")
 
+        rows = _call_rows(execution_id, calls)
+        text = None if result is None else json.dumps(result, ensure_ascii=False)
+
         def write(conn: sqlite3.Connection, now: float) -> None:
             _check_owner(conn, execution_id, owner)
-            _save_calls(conn, execution_id, calls)
+            _save_rows(conn, rows)
             _append_tape(conn, execution_id, tape)
-            text = None if result is None else json.dumps(result, ensure_ascii=False)
             if status == "paused":
                 conn.execute(
                     "UPDATE executions SET status = 'paused', owner = NULL, lease_until = NULL, "
@@ -507,7 +511,15 @@ def _mark_expired(conn: sqlite3.Connection, state: ExecutionState) -> None:
 
 
 def _save_calls(conn: sqlite3.Connection, execution_id: str, calls: Sequence[CallRecord]) -> None:
-    if not calls:
+    _save_rows(conn, _call_rows(execution_id, calls))
+
+
+def _call_rows(execution_id: str, calls: Sequence[CallRecord]) -> list[tuple[Any, ...]]:
+    return [_call_row(execution_id, call) for call in calls]
+
+
+def _save_rows(conn: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> None:
+    if not rows:
         return
     conn.executemany(
         f"INSERT INTO calls (execution_id, {_CALL_COLUMNS}) "
@@ -517,7 +529,7 @@ def _save_calls(conn: sqlite3.Connection, execution_id: str, calls: Sequence[Cal
         "line = excluded.line, state = excluded.state, value = excluded.value, "
         "error = excluded.error, ran = excluded.ran, approved = excluded.approved, "
         "reason = excluded.reason, decided_at = excluded.decided_at",
-        [_call_row(execution_id, call) for call in calls],
+        rows,
     )
 
 

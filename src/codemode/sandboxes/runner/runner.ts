@@ -134,6 +134,31 @@ function workerMain(): void {
     return undefined;
   }
 
+  // The program line of the current call, from V8's structured stack (Deno maps its positions
+  // to the program's own lines): a tenth of the cost of formatting `stack` as text, which a
+  // durable execution would pay on every call.
+  const captureStackTrace = Error.captureStackTrace;
+  type Site = { getFileName(): string | null; getLineNumber(): number | null };
+  function callLine(): number | undefined {
+    const errorClass = Error as unknown as { prepareStackTrace?: unknown };
+    const saved = errorClass.prepareStackTrace;
+    try {
+      errorClass.prepareStackTrace = (_error: unknown, sites: Site[]) => sites;
+      const holder: { stack?: Site[] } = {};
+      captureStackTrace(holder, callTool);
+      for (const site of holder.stack ?? []) {
+        if (site.getFileName() !== programUrl) continue;
+        const line = (site.getLineNumber() ?? 0) - lineOffset;
+        if (line >= 1 && line <= lineCount) return line;
+      }
+    } catch {
+      // a program that broke Error only loses its own line numbers
+    } finally {
+      errorClass.prepareStackTrace = saved;
+    }
+    return undefined;
+  }
+
   // A JSON text for a value, or a TypeError that names what is not JSON and where.
   function toJson(value: unknown, what: string): string | undefined {
     const stack: unknown[] = [];
@@ -250,7 +275,7 @@ function workerMain(): void {
       const msg: Record<string, unknown> = args === undefined
         ? { t: "call", c, n: name }
         : { t: "call", c, n: name, a: args };
-      if (durable !== null) msg.j = durable.report(programLine(site.stack));
+      if (durable !== null) msg.j = durable.report(callLine());
       post(msg);
     });
   }
@@ -354,11 +379,27 @@ function workerMain(): void {
     Object.defineProperty(NativeDate.prototype, "constructor", { value: DurableDate, writable: true, configurable: true });
     globalThis.Date = DurableDate;
 
+    // performance.now() counts from this realm's start: after a replay, live readings are
+    // shifted so they never go back before the last replayed one. timeOrigin is read once.
     const perf = globalThis.performance;
     const perfNow = perf.now.bind(perf);
     const timeOrigin = perf.timeOrigin;
-    Object.defineProperty(perf, "now", { value: () => tape("p", perfNow), writable: true, configurable: true });
-    Object.defineProperty(perf, "timeOrigin", { get: () => tape("o", () => timeOrigin), configurable: true });
+    let lastPerf = 0;
+    let perfShift = -1;
+    const perfLive = () => {
+      if (perfShift < 0) perfShift = Math.max(0, lastPerf - perfNow());
+      return perfNow() + perfShift;
+    };
+    let origin: number | undefined;
+    Object.defineProperty(perf, "now", {
+      value: () => (lastPerf = tape("p", perfLive)),
+      writable: true,
+      configurable: true,
+    });
+    Object.defineProperty(perf, "timeOrigin", {
+      get: () => (origin ??= tape("o", () => timeOrigin)),
+      configurable: true,
+    });
 
     const cryptoObj = globalThis.crypto;
     const getRandomValues = cryptoObj.getRandomValues.bind(cryptoObj);
@@ -459,7 +500,7 @@ function workerMain(): void {
         }
       } finally {
         if (replaying && ei >= events.length) goLive();
-        if (held.size > 0 || replaying) kick();
+        if (releasable()) kick();
         checkIdle();
       }
     }
@@ -467,11 +508,21 @@ function workerMain(): void {
       replaying = false;
       for (const [id, timer] of timers) arm(id, timer);
     }
-    // An event happened: now (live, nothing held) or at its turn.
+    // An event happened: it is delivered now, in the task that brought it, when it is the
+    // next one (live with nothing held, or the next recorded one), and held for its turn
+    // otherwise.
     function happen(event: string, deliver: () => void): void {
+      if (replaying && held.size === 0 && events[ei] === event) {
+        ei += 1;
+        if (ei >= events.length) goLive();
+        deliver();
+        if (releasable()) kick(); // e.g. a timer that is next
+        checkIdle();
+        return;
+      }
       if (replaying || held.size > 0) {
         held.set(event, deliver);
-        kick();
+        if (releasable()) kick();
         return;
       }
       newEvents.push(event);
@@ -499,8 +550,8 @@ function workerMain(): void {
         : () => evaluate(String(handler)); // as the native timers do with a string
       const timer: Timer = { callback, delay: Math.max(0, Number(delay) || 0), repeat };
       timers.set(id, timer);
-      if (replaying) kick();
-      else arm(id, timer);
+      if (!replaying) arm(id, timer);
+      else if (releasable()) kick();
       return id;
     }
     function arm(id: number, timer: Timer): void {
@@ -579,14 +630,15 @@ function workerMain(): void {
       nativeSetTimeout(() => { // a task later: the program's microtasks have all run
         checking = false;
         if (asked <= answered || finished) return;
-        if (timers.size > 0 || operations > 0) return;
-        if (replaying && canRelease()) return;
-        if (!replaying && held.size > 0) return;
+        if (timers.size > 0 || operations > 0 || releasable()) return;
         answered = asked;
         post({ t: "idle", n: asked, o: pending.size - heldCalls(), j: report(undefined) });
       }, 0);
     }
-    function canRelease(): boolean {
+    // Whether an event can be released now: the next recorded one has happened (replaying),
+    // or any is held (live).
+    function releasable(): boolean {
+      if (!replaying) return held.size > 0;
       const event = events[ei];
       return event[0] === "t" ? timers.has(Number(event.slice(1))) : held.has(event);
     }
