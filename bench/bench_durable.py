@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import json
 import statistics
 import sys
@@ -213,7 +214,7 @@ async def bench_resume(runs: int, store_dir: Path) -> None:
         for execution_id, call_id in waiting[3:]:
             expect(await base.measure(lambda: plain.execute({"code": code})), "completed")
             resumed = await other.measure(
-                lambda e=execution_id, c=call_id: durable.resume(e, {c: True})
+                functools.partial(durable.resume, execution_id, {call_id: True})
             )
             if expect(resumed, "completed").result != 4951:
                 raise SystemExit(f"resumed program returned {resumed.result}")
