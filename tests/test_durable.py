@@ -788,3 +788,16 @@ async def test_local_sandbox_runs_durable_executions_too(store: SqliteStore) -> 
         paused = await tool.execute({"code": NONDETERMINISM})
         done = await tool.resume(paused.execution_id or "", {paused.pending[0].call_id: True})
     assert done.result == {"seen": json.loads(paused.logs[0]), "later": True}
+
+
+async def test_a_program_that_reads_the_clock_without_end_is_stopped(
+    sandbox: DenoSandbox, store: SqliteStore
+) -> None:
+    code = "let t = 0\nfor (let i = 0; i < 300000; i++) t = Date.now()\nreturn t"
+    result = await code_tool(sandbox, store, []).execute({"code": code})
+    assert result.error is not None
+    assert (result.error.name, result.error.line) == ("DurableLimitError", 2)
+    assert result.error.message == (
+        "The program read the clock or random values more than 200000 times; a durable "
+        "execution records each read. Read the clock once and reuse it."
+    )

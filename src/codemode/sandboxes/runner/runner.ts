@@ -346,8 +346,8 @@ function workerMain(): void {
     let replaying = events.length > 0;
     const MAX_VALUES = 200_000;
 
-    function divergence(message: string): never {
-      const err = namedError("ReplayDivergenceError", message);
+    function fail(name: string, message: string): never {
+      const err = namedError(name, message);
       finish({ ok: false, e: errorInfo(err) });
       throw err;
     }
@@ -357,7 +357,8 @@ function workerMain(): void {
       if (vi < values.length) {
         const entry = values[vi++];
         if (!Array.isArray(entry) || entry[0] !== kind) {
-          divergence(
+          fail(
+            "ReplayDivergenceError",
             `On resume, the program read ${kindName(kind)} where its first run read ${kindName(Array.isArray(entry) ? String(entry[0]) : "?")} (value ${vi}); the program is not deterministic.`,
           );
         }
@@ -365,7 +366,8 @@ function workerMain(): void {
       }
       const value = live();
       if (newValues.length >= MAX_VALUES) {
-        divergence(
+        fail(
+          "DurableLimitError",
           `The program read the clock or random values more than ${MAX_VALUES} times; a durable execution records each read. Read the clock once and reuse it.`,
         );
       }
@@ -494,7 +496,10 @@ function workerMain(): void {
           const id = Number(event.slice(1));
           if (kind === "t") {
             const timer = timers.get(id);
-            if (timer === undefined) return; // not created yet: the program waits for a result
+            if (timer === undefined) {
+              if (id <= timerSeq) ei += 1; // created and cleared since: it can never fire
+              return; // else not created yet: the program waits for a result
+            }
             ei += 1;
             fire(id, timer);
           } else {
@@ -653,7 +658,9 @@ function workerMain(): void {
     function releasable(): boolean {
       if (!replaying) return held.size > 0;
       const event = events[ei];
-      return event[0] === "t" ? timers.has(Number(event.slice(1))) : held.has(event);
+      if (event[0] !== "t") return held.has(event);
+      const id = Number(event.slice(1));
+      return timers.has(id) || id <= timerSeq;
     }
     function heldCalls(): number {
       let n = 0;
