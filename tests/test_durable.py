@@ -801,3 +801,20 @@ async def test_a_program_that_reads_the_clock_without_end_is_stopped(
         "The program read the clock or random values more than 200000 times; a durable "
         "execution records each read. Read the clock once and reuse it."
     )
+
+
+def test_execute_sync_and_resume_sync_work_with_a_store(tmp_path: Path) -> None:
+    effects = Effects()
+    sandbox = DenoSandbox(prestart=0)
+    store = SqliteStore(tmp_path / "runs.db")
+    try:
+        tool = code_tool(sandbox, store, [refund_tool(effects)])
+        paused = tool.execute_sync(
+            {"code": "return await external_refund({order: 'a', amount: 500})"}
+        )
+        assert paused.status == "paused" and paused.execution_id is not None
+        done = tool.resume_sync(paused.execution_id, {paused.pending[0].call_id: True})
+        assert (done.result, effects.names()) == ({"refunded": "a"}, ["refund"])
+    finally:
+        sandbox.close()
+        store.close()
