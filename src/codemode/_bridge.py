@@ -8,14 +8,15 @@ still running, so no tool call outlives the program that made it.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import inspect
-import json
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from ._json import loads
 from ._tools import Approve, Tool, ToolCall, ToolContext, ToolValidationError
-from ._tracing import span
+from ._tracing import span, tracing
 from .sandboxes._base import ToolReply
 
 __all__ = ["ApprovalDeniedError", "Bridge"]
@@ -43,6 +44,12 @@ class Bridge:
         self._tasks: set[asyncio.Task[None]] = set()
         self.logs: list[str] = []
         self.tool_calls = 0
+        # Work decided once per execution, not once per call: the caller's context (a sandbox
+        # may report calls from a callback that runs in another), whether spans are collected,
+        # and each tool's ToolContext (immutable).
+        self._context = contextvars.copy_context()
+        self._traced = tracing()
+        self._contexts: dict[str, ToolContext] = {}
 
     # ExecutionHost -------------------------------------------------------------------------
     def log(self, text: str) -> None:
@@ -52,7 +59,11 @@ class Bridge:
         self, name: str, args_json: str | None, reply: Callable[[ToolReply], None]
     ) -> None:
         self.tool_calls += 1
-        task = asyncio.create_task(self._call(name, args_json, reply))
+        call = self._call_traced if self._traced else self._call
+        # Each call sees the caller's context variables, as a task started by the caller would.
+        task = asyncio.get_running_loop().create_task(
+            call(name, args_json, reply), context=self._context.copy()
+        )
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
@@ -62,13 +73,20 @@ class Bridge:
     ) -> None:
         tool = self._tools.get(name)
         if tool is None:  # the runner checks too; a forged name never reaches a tool
-            reply(
-                ToolReply(
-                    False,
-                    error_message=f"external_{name} is not defined",
-                    error_name="ReferenceError",
-                )
-            )
+            reply(_undefined(name))
+            return
+        try:
+            answer = ToolReply(True, value=await self._run(tool, args_json))
+        except Exception as exc:  # every tool failure reaches the program as an Error
+            answer = ToolReply(False, error_message=_message(exc), error_name=_error_name(exc))
+        reply(answer)
+
+    async def _call_traced(
+        self, name: str, args_json: str | None, reply: Callable[[ToolReply], None]
+    ) -> None:
+        tool = self._tools.get(name)
+        if tool is None:
+            reply(_undefined(name))
             return
         started = time.perf_counter()
         with span(
@@ -95,7 +113,7 @@ class Bridge:
 
     async def _run(self, tool: Tool, args_json: str | None) -> Any:
         try:
-            raw = {} if args_json is None else json.loads(args_json)
+            raw = {} if args_json is None else loads(args_json)
         except ValueError:  # the runner relays the text as the program sent it: maybe forged
             raise TypeError(f"The input of tool {tool.id} is not JSON.") from None
         validated = tool.validate_input(raw)
@@ -103,7 +121,10 @@ class Bridge:
             call = ToolCall(tool.id, validated, self._request_context)
             if not await self._approved(call):
                 raise ApprovalDeniedError(f"Tool {tool.id} requires approval and was not approved")
-        context = ToolContext(self._request_context, tool.id, self._code_mode_id)
+        context = self._contexts.get(tool.id)
+        if context is None:
+            context = ToolContext(self._request_context, tool.id, self._code_mode_id)
+            self._contexts[tool.id] = context
         return await tool.run(validated, context)
 
     async def _approved(self, call: ToolCall) -> bool:
@@ -121,6 +142,12 @@ class Bridge:
             task.cancel()
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def _undefined(name: str) -> ToolReply:
+    return ToolReply(
+        False, error_message=f"external_{name} is not defined", error_name="ReferenceError"
+    )
 
 
 def _error_name(exc: BaseException) -> str:

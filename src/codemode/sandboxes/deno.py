@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import atexit
 import contextlib
-import json
 import os
 import shutil
 import signal
@@ -26,8 +25,10 @@ from typing import Any
 
 import psutil
 
+from .._json import dumps_line, loads
 from .._result import CodeModeError
 from ._base import ExecutionHost, Job, Outcome, Sandbox, SandboxError, ToolReply
+from ._channel import RunnerChannel
 
 __all__ = ["DenoSandbox"]
 
@@ -70,8 +71,7 @@ class _DenoProcess:
     def __init__(self, proc: subprocess.Popen[bytes], workdir: str) -> None:
         self.proc = proc
         self.workdir = workdir
-        self.reader: asyncio.StreamReader | None = None
-        self.writer: asyncio.StreamWriter | None = None
+        self.channel: RunnerChannel | None = None
         self.uses = 0
         self.ready = False  # a fresh realm is waiting for the next job
         self.over_memory = False
@@ -90,16 +90,17 @@ class _DenoProcess:
         workdir = tempfile.mkdtemp(prefix="codemode-")  # 0700: only we can reach the socket
         socket_path = os.path.join(workdir, "host.sock")
         loop = asyncio.get_running_loop()
-        connected: asyncio.Future[tuple[asyncio.StreamReader, asyncio.StreamWriter]]
-        connected = loop.create_future()
+        connected: asyncio.Future[RunnerChannel] = loop.create_future()
 
-        def on_connect(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        def accept(channel: RunnerChannel) -> bool:
             if connected.done():  # only the first connection is the runner's
-                writer.close()
-                return
-            connected.set_result((reader, writer))
+                return False
+            connected.set_result(channel)
+            return True
 
-        server = await asyncio.start_unix_server(on_connect, path=socket_path, limit=limit)
+        server = await loop.create_unix_server(
+            lambda: RunnerChannel(limit, accept), path=socket_path
+        )
         try:
             proc = _spawn(
                 deno_executable(),
@@ -131,13 +132,13 @@ class _DenoProcess:
                     f"The Deno sandbox process did not start: {self.describe_exit()}",
                 )
             exited.cancel()
-            self.reader, self.writer = connected.result()
+            self.channel = connected.result()
         except BaseException:
             # A connection that came (or comes) too late is closed, not left to the GC.
             if not connected.done():
                 connected.cancel()
-            elif not connected.cancelled() and self.writer is None:
-                connected.result()[1].close()
+            elif not connected.cancelled() and self.channel is None:
+                connected.result().close()
             await asyncio.shield(self.aclose())  # reaped even when the start is cancelled
             raise
         finally:
@@ -176,8 +177,9 @@ class _DenoProcess:
         """Wait for the runner to report a fresh worker waiting for its job."""
         if self.ready:
             return
-        line = await self._read_line()
-        if line is None or json.loads(line).get("t") != "ready":
+        assert self.channel is not None
+        line = await self.channel.read_line()
+        if line is None or loads(line).get("t") != "ready":
             raise SandboxError(
                 "SandboxStartError", f"The sandbox runner did not get ready: {self.describe_exit()}"
             )
@@ -194,19 +196,6 @@ class _DenoProcess:
             raise SandboxError("SandboxRetired", f"The sandbox process kept {rss >> 20} MB")
         self.ready = True
 
-    async def _read_line(self) -> bytes | None:
-        assert self.reader is not None
-        try:
-            line = await self.reader.readuntil(b"\n")
-        except asyncio.IncompleteReadError:
-            return None
-        except asyncio.LimitOverrunError:
-            raise SandboxError(
-                "MessageTooLargeError",
-                f"The sandbox sent a message over the size limit of {self.message_limit} bytes",
-            ) from None
-        return line
-
     @property
     def alive(self) -> bool:
         return not self._killed and self.proc.poll() is None
@@ -220,9 +209,9 @@ class _DenoProcess:
         if self.proc.poll() is None:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(self.proc.pid, signal.SIGKILL)
-        if self.writer is not None:
+        if self.channel is not None:
             with contextlib.suppress(RuntimeError):  # its loop may already be closed (at exit)
-                self.writer.close()
+                self.channel.close()
         shutil.rmtree(self.workdir, ignore_errors=True)
 
     async def aclose(self) -> None:
@@ -245,12 +234,16 @@ class _DenoProcess:
         return f"{how}" + (f"; it said: {tail[-1000:]}" if tail else "")
 
     async def execute(self, job: Job, host: ExecutionHost, memory_mb: int) -> Outcome:
-        """Run one job; the caller kills the process if this raises or is cancelled."""
-        assert self.writer is not None
+        """Run one job; the caller kills the process if this raises or is cancelled.
+
+        Lines are handled as they arrive (``on_line``, in the loop iteration that read them):
+        a tool call starts at once, and its reply is written the moment it is known.
+        """
+        channel = self.channel
+        assert channel is not None
         self.uses += 1
         self.retire_rss = self.fresh_rss + memory_mb * 1024 * 1024 // 4
         self.ready = False
-        writer = self.writer
         limits = job.limits
         message = {
             "t": "run",
@@ -265,73 +258,84 @@ class _DenoProcess:
                 "maxWorkers": limits.max_workers,
             },
         }
-        writer.write(json.dumps(message).encode() + b"\n")
+        finished: asyncio.Future[Outcome | None] = asyncio.get_running_loop().create_future()
         in_flight = 0
         calls = 0
+        write = channel.write
+        start_call = host.start_call
 
         def reply_to(call_id: int) -> Any:
             def reply(outcome: ToolReply) -> None:
                 nonlocal in_flight
                 in_flight -= 1
-                if writer.is_closing():
-                    return
                 if outcome.ok:
                     msg: dict[str, Any] = {"t": "ret", "c": call_id, "ok": True, "v": outcome.value}
                 else:
                     error = {"message": outcome.error_message, "name": outcome.error_name}
                     msg = {"t": "ret", "c": call_id, "ok": False, "e": error}
                 try:
-                    text = json.dumps(msg, separators=(",", ":"), allow_nan=False)
+                    data = dumps_line(msg)
                 except ValueError as exc:  # NaN or Infinity: the runner could not parse it
                     error = {
                         "message": f"The tool returned a value that is not JSON ({exc}).",
                         "name": "ValidationError",
                     }
-                    text = json.dumps({"t": "ret", "c": call_id, "ok": False, "e": error})
-                writer.write(text.encode() + b"\n")
+                    data = dumps_line({"t": "ret", "c": call_id, "ok": False, "e": error})
+                write(data)
 
             return reply
 
+        def on_line(line: bytes) -> None:
+            nonlocal calls, in_flight
+            msg = loads(line)
+            kind = msg["t"]
+            if kind == "call":
+                calls += 1
+                in_flight += 1
+                if calls > limits.max_tool_calls or in_flight > limits.max_concurrent_tool_calls:
+                    raise SandboxError(
+                        "ProtocolError", "The sandbox broke the tool-call limits it was given"
+                    )
+                start_call(str(msg["n"]), msg.get("a"), reply_to(int(msg["c"])))
+            elif kind == "log":
+                host.log(str(msg["m"]))
+            elif kind == "done":
+                channel.stop_listening()  # "ready" comes next, for wait_ready
+                finished.set_result(_outcome(msg))
+
+        def on_end(error: BaseException | None) -> None:
+            if finished.done():
+                return
+            if error is None:
+                finished.set_result(None)
+            else:
+                finished.set_exception(error)
+
         threads = _THREADS_PER_WORKER * (1 + limits.max_workers)
         watchdog = asyncio.create_task(self._watch_memory(memory_mb, threads))
-        read_line = self._read_line
         try:
-            while True:
-                line = await read_line()
-                if line is None:
-                    if self.over_memory:
-                        raise SandboxError(
-                            "MemoryLimitError",
-                            f"The program used more than the memory limit of {memory_mb} MB "
-                            "(including ArrayBuffers and WebAssembly); use less memory.",
-                        )
-                    if self.over_threads is not None:
-                        raise SandboxError(
-                            "WorkerLimitError",
-                            f"The program started more than {self.over_threads} threads (nested "
-                            "workers, node:worker_threads included; the allowance for max_workers="
-                            f"{limits.max_workers}); do the work in the program itself.",
-                        )
-                    raise await self._crash_error()
-                msg = json.loads(line)
-                kind = msg["t"]
-                if kind == "call":
-                    calls += 1
-                    in_flight += 1
-                    if (
-                        calls > limits.max_tool_calls
-                        or in_flight > limits.max_concurrent_tool_calls
-                    ):
-                        raise SandboxError(
-                            "ProtocolError", "The sandbox broke the tool-call limits it was given"
-                        )
-                    host.start_call(str(msg["n"]), msg.get("a"), reply_to(int(msg["c"])))
-                elif kind == "log":
-                    host.log(str(msg["m"]))
-                elif kind == "done":
-                    return _outcome(msg)
+            write(dumps_line(message))
+            channel.listen(on_line, on_end)
+            outcome = await finished
         finally:
+            channel.stop_listening()
             watchdog.cancel()
+        if outcome is not None:
+            return outcome
+        if self.over_memory:
+            raise SandboxError(
+                "MemoryLimitError",
+                f"The program used more than the memory limit of {memory_mb} MB "
+                "(including ArrayBuffers and WebAssembly); use less memory.",
+            )
+        if self.over_threads is not None:
+            raise SandboxError(
+                "WorkerLimitError",
+                f"The program started more than {self.over_threads} threads (nested "
+                "workers, node:worker_threads included; the allowance for max_workers="
+                f"{limits.max_workers}); do the work in the program itself.",
+            )
+        raise await self._crash_error()
 
     async def _watch_memory(self, memory_mb: int, threads: int) -> None:
         """The heap flag does not bound ArrayBuffers or WebAssembly memory: watch the RSS.
