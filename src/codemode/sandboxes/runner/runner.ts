@@ -48,6 +48,7 @@ function workerMain(): void {
   };
   const post = scope.postMessage.bind(scope);
   const stringify = JSON.stringify;
+  const ErrorCtor = Error;
   const pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: unknown) => void; site: Error }>();
   let seq = 0;
   let logBytes = 0;
@@ -226,7 +227,14 @@ function workerMain(): void {
   }
 
   function callTool(name: string, input: unknown): Promise<unknown> {
-    const site = new Error(); // its stack points at the program's line that made the call
+    // The site's stack points at the program's line that made the call. Four frames reach it
+    // (callTool, external_<name>, maybe a built-in such as Array.prototype.map, the caller);
+    // capturing only those costs a fraction of a full stack, which was a seventh of the
+    // sandbox's work per call.
+    const limit = ErrorCtor.stackTraceLimit;
+    ErrorCtor.stackTraceLimit = 4;
+    const site = new ErrorCtor();
+    ErrorCtor.stackTraceLimit = limit;
     let args: string | undefined;
     try {
       args = toJson(input, `input of external_${name}`);
@@ -320,7 +328,19 @@ function workerMain(): void {
     if (msg.t === "run") run(msg);
     else if (msg.t === "ret") settle(msg);
   };
-  post({ t: "boot" });
+  // A realm's first dynamic import sets up its module loader: do it now, while the realm is a
+  // spare, so that the job's program does not pay for it.
+  const warmUp = createObjectURL(
+    new Blob(["export default async function (): Promise<number> { return 1 }"], {
+      type: "application/typescript",
+    }),
+  );
+  import(warmUp)
+    .then((module) => module.default())
+    .finally(() => {
+      revokeObjectURL(warmUp);
+      post({ t: "boot" });
+    });
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -328,7 +348,10 @@ function workerMain(): void {
 // ---------------------------------------------------------------------------------------------
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
-const conn = await Deno.connect({ transport: "unix", path: Deno.env.get("CODEMODE_SOCKET")! });
+// Connecting overlaps with booting the first realm (startSpare, below): a cold start waits for
+// the slower of the two, not for both.
+const connecting = Deno.connect({ transport: "unix", path: Deno.env.get("CODEMODE_SOCKET")! });
+let conn: Deno.UnixConn | null = null;
 // LocalSandbox asks for "inherit" (host privileges); DenoSandbox for "none".
 const workerPermissions = Deno.env.get("CODEMODE_WORKER_PERMISSIONS") === "inherit" ? "inherit" : "none";
 const workerSource = URL.createObjectURL(
@@ -348,6 +371,7 @@ function send(message: Record<string, Json | undefined>): void {
 }
 async function pump(): Promise<void> {
   try {
+    conn ??= await connecting;
     while (outbox.length > 0) {
       const data = encoder.encode(outbox.join("\n") + "\n");
       outbox = [];
@@ -552,6 +576,7 @@ function onHostMessage(msg: Record<string, unknown>): void {
 }
 
 startSpare();
+conn ??= await connecting;
 
 // Read newline-delimited JSON from the host until it hangs up; then there is nothing to serve.
 // A line may span many reads (a large program): only new bytes are searched for the newline.
