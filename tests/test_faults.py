@@ -279,9 +279,10 @@ FAULTY_RUNNERS = {
             "The sandbox sent a message over the size limit of 67108864 bytes",
         ),
     ),
+    # Both in one write: the second arrives before the first can be answered.
     "too-many-calls-at-once": (
-        'await send(\'{"t":"call","c":1,"n":"echo","a":"{}"}\\n\'); '
-        'await send(\'{"t":"call","c":2,"n":"echo","a":"{}"}\\n\');',
+        'await send(\'{"t":"call","c":1,"n":"echo","a":"{}"}\\n\' + '
+        '\'{"t":"call","c":2,"n":"echo","a":"{}"}\\n\');',
         failed("ProtocolError", "The sandbox broke the tool-call limits it was given"),
     ),
     # The host checks names again: a runner asking for a tool outside the job gets an error.

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import inspect
+import sys
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -20,6 +21,10 @@ from ._tracing import span, tracing
 from .sandboxes._base import ToolReply
 
 __all__ = ["ApprovalDeniedError", "Bridge"]
+
+
+# Python 3.12+ can start a task eagerly (its first step runs inside create, as the caller).
+_EAGER: dict[str, Any] = {"eager_start": True} if sys.version_info >= (3, 12) else {}
 
 
 class ApprovalDeniedError(Exception):
@@ -61,11 +66,16 @@ class Bridge:
         self.tool_calls += 1
         call = self._call_traced if self._traced else self._call
         # Each call sees the caller's context variables, as a task started by the caller would.
-        task = asyncio.get_running_loop().create_task(
-            call(name, args_json, reply), context=self._context.copy()
+        # Where asyncio can (3.12+), the call runs at once, up to its first await: a tool that
+        # answers without waiting is answered within the loop iteration that read the call.
+        task = asyncio.Task(
+            call(name, args_json, reply),
+            loop=asyncio.get_running_loop(),
+            context=self._context.copy(),
+            **_EAGER,
         )
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        if not task.done():
+            self._tasks.add(task)
 
     # ---------------------------------------------------------------------------------------
     async def _call(
@@ -79,7 +89,15 @@ class Bridge:
             answer = ToolReply(True, value=await self._run(tool, args_json))
         except Exception as exc:  # every tool failure reaches the program as an Error
             answer = ToolReply(False, error_message=_message(exc), error_name=_error_name(exc))
+        finally:
+            self._forget_current_task()
         reply(answer)
+
+    def _forget_current_task(self) -> None:
+        # Here rather than in a done callback, which would cost the loop another iteration.
+        task = asyncio.current_task()
+        if task is not None:
+            self._tasks.discard(task)
 
     async def _call_traced(
         self, name: str, args_json: str | None, reply: Callable[[ToolReply], None]
@@ -109,6 +127,7 @@ class Bridge:
                     current.set_attribute(
                         "codemode.tool.duration_ms", (time.perf_counter() - started) * 1000
                     )
+                self._forget_current_task()
         reply(answer)
 
     async def _run(self, tool: Tool, args_json: str | None) -> Any:
