@@ -81,7 +81,8 @@ def calls_program(calls: int) -> str:
     """A loop of sequential calls; returns the sum of the echoed values."""
     return (
         "let n = 0\n"
-        f"for (let i = 0; i < {calls}; i++) n += (await external_echo({{ value: i, label: 'x' }})).value\n"
+        f"for (let i = 0; i < {calls}; i++)\n"
+        "  n += (await external_echo({ value: i, label: 'x' })).value\n"
         "return n"
     )
 

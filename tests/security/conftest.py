@@ -28,7 +28,7 @@ async def one_process() -> AsyncIterator[DenoSandbox]:
     """A sandbox whose executions all run one after another in the same process (the default
     pool may hand consecutive executions to different processes), for attacks on state that
     could survive from one execution to the next."""
-    async with DenoSandbox(prestart=0, max_idle=1) as box:
+    async with DenoSandbox(prestart=0, max_idle=1, max_processes=1) as box:
         yield box
 
 
