@@ -299,7 +299,5 @@ def test_a_schema_the_compiled_validator_cannot_take_is_validated_by_jsonschema(
 
 
 def test_values_that_are_not_json_data_are_judged_by_jsonschema() -> None:
-    t = create_tool(
-        id="t", description="", input_schema={"type": "object"}, execute=lambda r: r
-    )
+    t = create_tool(id="t", description="", input_schema={"type": "object"}, execute=lambda r: r)
     assert t.validate_input({1: "int keys"}) == {1: "int keys"}  # jsonschema-rs refuses these

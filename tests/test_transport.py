@@ -72,7 +72,7 @@ class Transport(asyncio.Transport):
 
 
 def connected(limit: int = 1 << 20) -> tuple[RunnerChannel, Transport]:
-    channel = RunnerChannel(limit, accept=lambda _: True)
+    channel = RunnerChannel(limit)
     transport = Transport()
     channel.connection_made(transport)
     return channel, transport
@@ -146,23 +146,6 @@ def test_a_line_over_the_limit_ends_the_channel() -> None:
         "The sandbox sent a message over the size limit of 10 bytes",
     )
     assert transport.closed and listener.lines == []
-
-
-def test_only_the_first_connection_is_accepted() -> None:
-    accepted: list[RunnerChannel] = []
-
-    def accept(channel: RunnerChannel) -> bool:
-        if accepted:
-            return False
-        accepted.append(channel)
-        return True
-
-    first, second = RunnerChannel(100, accept), RunnerChannel(100, accept)
-    first_transport, second_transport = Transport(), Transport()
-    first.connection_made(first_transport)
-    second.connection_made(second_transport)
-    assert accepted == [first]
-    assert not first_transport.closed and second_transport.closed
 
 
 # -- what a call carries across ----------------------------------------------------------------

@@ -24,10 +24,9 @@ class RunnerChannel(asyncio.Protocol):
     """Lines from the runner go to the current listener (``listen``), or wait in a queue for
     ``read_line`` while nobody listens. A line over ``limit`` bytes ends the channel."""
 
-    def __init__(self, limit: int, accept: Callable[[RunnerChannel], bool]) -> None:
+    def __init__(self, limit: int) -> None:
         self.limit = limit
         self.transport: asyncio.Transport | None = None
-        self._accept = accept
         self._parts: list[bytes] = []  # the line being received, when it spans reads
         self._size = 0
         self._lines: deque[bytes] = deque()
@@ -41,8 +40,6 @@ class RunnerChannel(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
         self.transport = transport
-        if not self._accept(self):  # only the first connection is the runner's
-            transport.close()
 
     def data_received(self, data: bytes) -> None:
         if self._ended:
