@@ -6,8 +6,18 @@
 // socket, or the host's replies for other executions. Everything the worker sends is untrusted
 // data, checked here before it crosses to the host.
 //
-// Host -> runner lines (JSON):  run {source, lineOffset, lastLine?, tools, limits} | ret {c, ok, v | e}
-// Runner -> host lines (JSON):  ready | call {c, n, a?} | log {m} | done {ok, r? | e}
+// The protocol. Host <-> runner: newline-delimited JSON on the socket, one message a line.
+//   host -> runner:    run {source, lineOffset, lastLine?, tools, limits} | ret {c, ok, v | e}
+//   runner -> host:    ready | call {c, n, a?} | log {m} | done {ok, r? | e}
+// Runner <-> worker: structured-clone messages (postMessage).
+//   runner -> worker:  run (as from the host) | ret {c, ok, v | e} | rets {l: [ret...]}
+//   worker -> runner:  boot | call {c, n, a?} | calls {l: [call...]} | log {m} | done {ok, r? | e}
+// `a` and `r` are JSON text (the worker checks that a value is JSON and names what is not).
+// Call ids: the worker numbers its calls; the runner gives each its own id towards the host
+// and maps replies back, so a forged id reaches nothing. Crossing between threads costs far
+// more than the bytes: calls made in one turn of the program (a Promise.all) cross as one
+// `calls` message, replies read from the socket together as one `rets`, and lines written to
+// the socket in one turn as one write.
 
 type Json = string | number | boolean | null | Json[] | { [key: string]: Json };
 
@@ -191,6 +201,7 @@ function workerMain(): void {
   function finish(msg: { ok: boolean; r?: string; e?: ErrorInfo }): void {
     if (finished) return;
     finished = true;
+    flushCalls(); // calls made before the end go first, as they were made
     post({ t: "done", ...msg });
   }
 
@@ -257,8 +268,22 @@ function workerMain(): void {
     const c = ++seq;
     return new Promise((resolve, reject) => {
       pending.set(c, { resolve, reject, site });
-      post(args === undefined ? { t: "call", c, n: name } : { t: "call", c, n: name, a: args });
+      queueCall(args === undefined ? { t: "call", c, n: name } : { t: "call", c, n: name, a: args });
     });
+  }
+
+  // Calls made in one turn (a Promise.all) cross to the runner as one message: each message
+  // costs both threads far more than its size. A lone call goes as itself.
+  let calls: Array<Record<string, unknown>> = [];
+  function queueCall(call: Record<string, unknown>): void {
+    calls.push(call);
+    if (calls.length === 1) queueMicrotask(flushCalls);
+  }
+  function flushCalls(): void {
+    if (calls.length === 0) return;
+    const batch = calls;
+    calls = [];
+    post(batch.length === 1 ? batch[0] : { t: "calls", l: batch });
   }
 
   function settle(msg: { c: number; ok: boolean; v?: unknown; e?: ErrorInfo }): void {
@@ -345,6 +370,7 @@ function workerMain(): void {
     const msg = event.data;
     if (msg.t === "run") run(msg);
     else if (msg.t === "ret") settle(msg);
+    else if (msg.t === "rets") for (const ret of msg.l) settle(ret);
   };
   // A realm's first dynamic import sets up its module loader: do it now, while the realm is a
   // spare, so that the job's program does not pay for it.
@@ -464,6 +490,13 @@ function onWorkerMessage(msg: unknown): void {
   switch (msg.t) {
     case "call":
       return onCall(ex, msg);
+    case "calls":
+      if (!Array.isArray(msg.l)) return;
+      for (const call of msg.l) {
+        if (execution !== ex || ex.done) return; // a call over the limit ended it
+        if (isRecord(call)) onCall(ex, call);
+      }
+      return;
     case "log":
       if (typeof msg.m === "string") onLog(ex, msg.m);
       return;
@@ -564,6 +597,15 @@ function end(result: { ok: boolean; r?: string; e?: Record<string, Json> }): voi
   afterWrite.push(startSpare); // the host hears "done" before the next realm is made
 }
 
+// Replies read together (from one read of the socket) cross to the worker as one message.
+let rets: Array<Record<string, unknown>> = [];
+function flushRets(): void {
+  if (rets.length === 0) return;
+  const batch = rets;
+  rets = [];
+  worker?.postMessage(batch.length === 1 ? batch[0] : { t: "rets", l: batch });
+}
+
 function onHostMessage(msg: Record<string, unknown>): void {
   if (msg.t === "ret") {
     const ex = execution;
@@ -573,7 +615,7 @@ function onHostMessage(msg: Record<string, unknown>): void {
     const next = ex.queued.shift();
     if (next !== undefined) send(next);
     else ex.inFlight -= 1;
-    worker?.postMessage({ t: "ret", c: workerId, ok: msg.ok, v: msg.v, e: msg.e });
+    rets.push({ t: "ret", c: workerId, ok: msg.ok, v: msg.v, e: msg.e });
   } else if (msg.t === "run") {
     const run = msg as unknown as RunMessage;
     if (execution !== null || spare === null) Deno.exit(71); // the host never does this
@@ -588,6 +630,7 @@ function onHostMessage(msg: Record<string, unknown>): void {
       logsClosed: false,
       done: false,
     };
+    rets = []; // replies for an execution that ended have nowhere to go
     worker = useSpare();
     worker.postMessage(run);
   }
@@ -613,5 +656,6 @@ for (;;) {
     start = newline + 1;
   }
   if (start < chunk.length) partial.push(chunk.slice(start));
+  flushRets();
 }
 Deno.exit(0);
