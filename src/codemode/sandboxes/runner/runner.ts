@@ -372,8 +372,10 @@ function workerMain(): void {
     else if (msg.t === "ret") settle(msg);
     else if (msg.t === "rets") for (const ret of msg.l) settle(ret);
   };
+  post({ t: "boot" });
   // A realm's first dynamic import sets up its module loader: do it now, while the realm is a
-  // spare, so that the job's program does not pay for it.
+  // spare, so that the job's program does not pay for it (a job that comes sooner just shares
+  // the work; the module is ours and does nothing).
   const warmUp = createObjectURL(
     new Blob(["export default async function (): Promise<number> { return 1 }"], {
       type: "application/typescript",
@@ -381,10 +383,8 @@ function workerMain(): void {
   );
   import(warmUp)
     .then((module) => module.default())
-    .finally(() => {
-      revokeObjectURL(warmUp);
-      post({ t: "boot" });
-    });
+    .catch(() => {}) // never the program's unhandled rejection
+    .finally(() => revokeObjectURL(warmUp));
 }
 
 // ---------------------------------------------------------------------------------------------
