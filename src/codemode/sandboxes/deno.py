@@ -82,6 +82,8 @@ class _DenoProcess:
         self.heap_mb = 0  # the V8 heap limit it was started with
         self.message_limit = 0  # bytes in one line from the runner
         self.retire_rss = 0  # bytes; a process holding more once a job is done is not reused
+        self.ready_threads = 0  # its thread count when its realm was last ready
+        self._process: psutil.Process | None = None
         self._stderr: _StderrTail | None = None
         self._stderr_transport: asyncio.ReadTransport | None = None
         self._reaped: asyncio.Future[int] | None = None
@@ -211,8 +213,13 @@ class _DenoProcess:
         # Blob data outlives the realm that made it (the blob store is the process's): a
         # process left holding much more memory than it started with is retired, so that no
         # program inherits a smaller memory budget from the one before it.
+        # The thread count is read here too, off the next execution's path: the watchdog
+        # measures the program's threads against it.
         try:
-            rss = psutil.Process(self.proc.pid).memory_info().rss
+            process = self._psutil()
+            with process.oneshot():
+                rss = process.memory_info().rss
+                self.ready_threads = process.num_threads()
         except psutil.Error:
             rss = 0
         if self.uses == 0:
@@ -368,12 +375,18 @@ class _DenoProcess:
             )
         raise await self._crash_error()
 
+    def _psutil(self) -> psutil.Process:
+        if self._process is None:
+            self._process = psutil.Process(self.proc.pid)
+        return self._process
+
     async def _watch_memory(self, memory_mb: int, threads: int) -> None:
         """The heap flag does not bound ArrayBuffers or WebAssembly memory: watch the RSS.
-        Nested workers (``node:worker_threads`` cannot be taken away) add threads: count them."""
+        Nested workers (``node:worker_threads`` cannot be taken away) add threads: count them
+        against the count when the realm was ready (so a short program costs no system call)."""
         try:
-            process = psutil.Process(self.proc.pid)
-            thread_limit = process.num_threads() + threads
+            process = self._psutil()
+            thread_limit = (self.ready_threads or process.num_threads()) + threads
         except psutil.Error:
             return
         limit = memory_mb * 1024 * 1024
