@@ -60,6 +60,10 @@ function workerMain(): void {
   const post = scope.postMessage.bind(scope);
   const stringify = JSON.stringify;
   const ErrorCtor = Error;
+  // Deno's queueMicrotask replaces its global on its first call: make that call now, before a
+  // program can freeze the global scope (or replace the function).
+  const microtask = queueMicrotask;
+  microtask(() => {});
   const pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: unknown) => void; site: Error }>();
   let seq = 0;
   let logBytes = 0;
@@ -277,7 +281,7 @@ function workerMain(): void {
   let calls: Array<Record<string, unknown>> = [];
   function queueCall(call: Record<string, unknown>): void {
     calls.push(call);
-    if (calls.length === 1) queueMicrotask(flushCalls);
+    if (calls.length === 1) microtask(flushCalls);
   }
   function flushCalls(): void {
     if (calls.length === 0) return;
