@@ -23,13 +23,13 @@ from collections import deque
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import psutil
 
 from .._json import dumps_line, loads
 from .._result import CodeModeError
-from ._base import ExecutionHost, Job, Outcome, Sandbox, SandboxError, ToolReply
+from ._base import DurableHost, ExecutionHost, Job, Outcome, Sandbox, SandboxError, ToolReply
 from ._channel import RunnerChannel
 
 __all__ = ["DenoSandbox"]
@@ -296,10 +296,23 @@ class _DenoProcess:
                 "maxWorkers": limits.max_workers,
             },
         }
+        write = channel.write
+        durable: DurableHost | None = None
+        ended = False
+        if job.durable is not None:  # the worker records (and first replays) its journal
+            message["durable"] = {"events": job.durable.events, "values": job.durable.values}
+            durable = cast(DurableHost, host)  # a durable job comes with a DurableHost
+
+            def control(message: dict[str, Any]) -> None:
+                # Probes and stops are for this execution only: once it has ended, the
+                # process may be running the next one.
+                if not ended:
+                    write(dumps_line(message))
+
+            durable.attach(control)
         finished: asyncio.Future[Outcome | None] = asyncio.get_running_loop().create_future()
         in_flight = 0
         calls = 0
-        write = channel.write
         start_call = host.start_call
 
         def reply_to(call_id: int) -> Any:
@@ -334,12 +347,16 @@ class _DenoProcess:
                     raise SandboxError(
                         "ProtocolError", "The sandbox broke the tool-call limits it was given"
                     )
+                if durable is not None and "j" in msg:
+                    durable.record(msg["j"])
                 start_call(str(msg["n"]), msg.get("a"), reply_to(int(msg["c"])))
             elif kind == "log":
                 host.log(str(msg["m"]))
             elif kind == "done":
                 channel.stop_listening()  # "ready" comes next, for wait_ready
                 finished.set_result(_outcome(msg))
+            elif kind == "idle" and durable is not None:
+                durable.idle(msg.get("n"), msg.get("o"), msg.get("j"))
 
         def on_end(error: BaseException | None) -> None:
             if finished.done():
@@ -356,6 +373,7 @@ class _DenoProcess:
             channel.listen(on_line, on_end)
             outcome = await finished
         finally:
+            ended = True
             channel.stop_listening()
             watchdog.cancel()
         if outcome is not None:
@@ -719,6 +737,10 @@ class DenoSandbox(Sandbox):
 
     # Subclasses (LocalSandbox) change what the process and the worker may do.
     _host_privileges = False
+
+    @property
+    def supports_durable(self) -> bool:
+        return True  # the runner's worker records and replays (runner.ts, "Durable mode")
 
     def _process_config(self) -> _ProcessConfig:
         if self._deno_dir is None:
