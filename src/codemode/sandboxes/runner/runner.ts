@@ -225,11 +225,11 @@ function workerMain(): void {
     };
   }
 
-  function callTool(name: string, input: unknown): Promise<unknown> {
+  function callTool(name: string, input: unknown, label = `external_${name}`): Promise<unknown> {
     const site = new Error(); // its stack points at the program's line that made the call
     let args: string | undefined;
     try {
-      args = toJson(input, `input of external_${name}`);
+      args = toJson(input, `input of ${label}`);
     } catch (err) {
       return Promise.reject(err);
     }
@@ -238,6 +238,32 @@ function workerMain(): void {
       pending.set(c, { resolve, reject, site });
       post(args === undefined ? { t: "call", c, n: name } : { t: "call", c, n: name, a: args });
     });
+  }
+
+  // Discovery (large catalogs): a frozen, locked `codemode` object whose searchTools and
+  // describeTools travel to the host as calls to reserved names, which are not identifiers, so
+  // no tool has them. The host lists them in the job's tools only when discovery is on; the
+  // runner checks and counts them like any call and the host answers them, so a program cannot
+  // reach anything else this way, nor make more calls than its limit.
+  function installDiscovery(tools: string[]): void {
+    if (!tools.includes("codemode:search") || !tools.includes("codemode:describe")) return;
+    const searchTools = (query: unknown, options?: unknown): Promise<unknown> => {
+      let input: unknown;
+      if (typeof query === "object" && query !== null && !Array.isArray(query)) {
+        input = query; // searchTools({ query, limit }), as models often write it
+      } else if (options === undefined || options === null) {
+        input = { query };
+      } else if (typeof options === "object" && !Array.isArray(options)) {
+        input = { ...(options as Record<string, unknown>), query };
+      } else {
+        const message = "codemode.searchTools(query, options): options must be an object such as { limit: 5 }";
+        return Promise.reject(new TypeError(message));
+      }
+      return callTool("codemode:search", input, "codemode.searchTools");
+    };
+    const describeTools = (names: unknown): Promise<unknown> =>
+      callTool("codemode:describe", { names: typeof names === "string" ? [names] : names }, "codemode.describeTools");
+    lock(globalThis, "codemode", Object.freeze({ searchTools, describeTools }));
   }
 
   function settle(msg: { c: number; ok: boolean; v?: unknown; e?: ErrorInfo }): void {
@@ -263,11 +289,13 @@ function workerMain(): void {
     lineCount = msg.source.split("\n").length - lineOffset;
     installConsole();
     for (const name of msg.tools) {
+      if (name.startsWith("codemode:")) continue; // reserved names: the `codemode` object below
       Object.defineProperty(globalThis, `external_${name}`, {
         value: (input: unknown) => callTool(name, input),
         enumerable: false,
       });
     }
+    installDiscovery(msg.tools);
     programUrl = createObjectURL(new Blob([msg.source], { type: "application/typescript" }));
     let main: () => Promise<unknown>;
     try {
