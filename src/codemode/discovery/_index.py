@@ -16,12 +16,14 @@ nothing, rather than the least bad tools.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Final
 
 from ._catalog import CatalogEntry
-from ._tokenize import split_words, tokenize
+from ._thesaurus import RELATED_WORDS
+from ._tokenize import split_words, stem, tokenize
 
 __all__ = ["Hit", "LexicalIndex", "Ranking"]
 
@@ -31,14 +33,18 @@ _FIELDS: Final = ("name", "group", "description", "param_names", "param_text")
 @dataclass(frozen=True)
 class Ranking:
     """The ranking's parameters. ``weights`` and ``b`` are per field (name, group, description,
-    parameter names, parameter text); ``threshold`` is the least score returned; an unknown
-    query word counts ``unknown_weight`` times a word used once in the catalog."""
+    parameter names, parameter text); ``threshold`` is the least score returned; a query word
+    that no tool uses counts ``unknown_weight`` times a word used by one tool (a literal such as
+    a file name or a number that no tool uses does not count); a related word (``_thesaurus``)
+    matches at ``related_weight`` of the query word's own weight."""
 
     weights: tuple[float, float, float, float, float] = (3.0, 2.0, 1.0, 0.5, 0.3)
     b: tuple[float, float, float, float, float] = (0.3, 0.0, 0.75, 0.5, 0.75)
     k1: float = 1.2
     threshold: float = 0.2
-    unknown_weight: float = 0.5
+    unknown_weight: float = 0.7
+    related_weight: float = 0.6
+    thesaurus: bool = True
 
 
 @dataclass(frozen=True)
@@ -49,10 +55,11 @@ class Hit:
     score: float
 
 
-@dataclass
-class _Posting:
-    docs: list[int] = field(default_factory=list)
-    weights: list[float] = field(default_factory=list)
+@dataclass(frozen=True)
+class _QueryTerm:
+    term: str
+    literal: bool  # a file name, number, channel or proper name: an argument, not the task
+    related: tuple[str, ...]
 
 
 class LexicalIndex:
@@ -78,16 +85,12 @@ class LexicalIndex:
                 for term in terms:
                     slot = pseudo.setdefault(term, {})
                     slot[doc] = slot.get(doc, 0.0) + unit
+        # Per term: its idf, and per tool the saturated frequency tf / (k1 + tf), in [0, 1).
         self._idf: dict[str, float] = {}
-        self._postings: dict[str, _Posting] = {}
+        self._postings: dict[str, dict[int, float]] = {}
         for term, per_doc in pseudo.items():
-            idf = math.log(1.0 + (n - len(per_doc) + 0.5) / (len(per_doc) + 0.5))
-            self._idf[term] = idf
-            posting = _Posting()
-            for doc, tf in per_doc.items():
-                posting.docs.append(doc)
-                posting.weights.append(idf * tf / (r.k1 + tf))
-            self._postings[term] = posting
+            self._idf[term] = math.log(1.0 + (n - len(per_doc) + 0.5) / (len(per_doc) + 0.5))
+            self._postings[term] = {doc: tf / (r.k1 + tf) for doc, tf in per_doc.items()}
         # A word no tool uses is informative, but a query may hold names and values (a
         # channel, a city) that no catalog spells: it weighs as a rare word, discounted.
         self._unknown_idf = r.unknown_weight * math.log(1.0 + (n - 0.5) / 1.5) if n else 1.0
@@ -101,22 +104,56 @@ class LexicalIndex:
     def search(self, query: str) -> list[Hit]:
         """Every tool that fits ``query``, best first (ties in catalog order)."""
         exact = self._exact(query)
-        terms = list(dict.fromkeys(tokenize(query)))
+        related_weight = self.ranking.related_weight
         scores: dict[int, float] = {}
-        if terms:
-            total = sum(self._idf.get(t, self._unknown_idf) for t in terms)
-            for term in terms:
-                posting = self._postings.get(term)
-                if posting is None:
+        total = 0.0
+        for qt in self._query_terms(query):
+            idf = self._idf.get(qt.term)
+            related = [t for t in qt.related if t in self._postings]
+            if idf is None:
+                if related:  # the catalog says it in other words
+                    idf = max(self._idf[t] for t in related)
+                elif qt.literal:
                     continue
-                for doc, weight in zip(posting.docs, posting.weights, strict=True):
-                    scores[doc] = scores.get(doc, 0.0) + weight
-            threshold = self.ranking.threshold * total
-            scores = {doc: s / total for doc, s in scores.items() if s >= threshold}
+                else:
+                    total += self._unknown_idf
+                    continue
+            total += idf
+            best: dict[int, float] = dict(self._postings.get(qt.term, {}))
+            for term in related:
+                for doc, sat in self._postings[term].items():
+                    value = related_weight * sat
+                    if value > best.get(doc, 0.0):
+                        best[doc] = value
+            for doc, sat in best.items():
+                scores[doc] = scores.get(doc, 0.0) + idf * sat
+        if total > 0:
+            floor = self.ranking.threshold * total
+            scores = {doc: s / total for doc, s in scores.items() if s >= floor}
+        else:
+            scores = {}
         for doc, score in exact.items():
             scores[doc] = score  # a name the query spells comes first
         ordered = sorted(scores.items(), key=lambda item: (-item[1], item[0]))
         return [Hit(self.entries[doc], round(score, 4)) for doc, score in ordered]
+
+    def _query_terms(self, query: str) -> list[_QueryTerm]:
+        """The query's terms, each marked literal or not, with its related terms."""
+        out: dict[str, _QueryTerm] = {}
+        for position, raw in enumerate(query.split()):
+            literal = _is_literal(raw, position)
+            for run in _RUN.findall(raw):
+                words = split_words(run)
+                if len(words) > 2 and words[-1] == run.lower():
+                    # camelCase: one known word (GitHub) or its parts (getIssues)
+                    words = [words[-1]] if stem(words[-1]) in self._idf else words[:-1]
+                for word in words:
+                    for term in tokenize(word):
+                        if term in out:
+                            continue
+                        related = () if not self.ranking.thesaurus else _RELATED.get(term, ())
+                        out[term] = _QueryTerm(term, literal, related)
+        return list(out.values())
 
     def _exact(self, query: str) -> dict[int, float]:
         """Tools whose name (or id) the query spells, possibly with ``external_`` (score 1);
@@ -140,6 +177,36 @@ class LexicalIndex:
             for doc, name_words in enumerate(self._name_words)
             if name_words[:n] == words and len(name_words) > n
         }
+
+
+_RUN: Final = re.compile(r"(?:[^\W_]|[\u0300-\u036f\u0900-\u0dff])+")
+_INNER_PUNCTUATION: Final = re.compile(r"\w[./#@:\\_-]+\w")
+
+
+def _is_literal(raw: str, position: int) -> bool:
+    """Whether a query word is an argument rather than the task: a number, a file name or
+    path, a #channel or @handle, a quoted string, a capitalised name inside the sentence."""
+    word = raw.strip("\"'`()[]{}<>,;!?")
+    if not word:
+        return False
+    if raw[:1] in "\"'`" or word[:1] in "#@$" or any(ch.isdigit() for ch in word):
+        return True
+    if _INNER_PUNCTUATION.search(word.rstrip(".:")):
+        return True
+    return position > 0 and word[0].isupper() and not word.isupper()
+
+
+def _related_terms() -> dict[str, tuple[str, ...]]:
+    related: dict[str, set[str]] = {}
+    for word, others in RELATED_WORDS.items():
+        for term in tokenize(word) or [word]:
+            slot = related.setdefault(term, set())
+            for other in others:
+                slot.update(t for t in tokenize(other) if t != term)
+    return {term: tuple(sorted(others)) for term, others in related.items()}
+
+
+_RELATED: Final = _related_terms()
 
 
 def _key(name: str) -> str:

@@ -21,6 +21,8 @@ import unicodedata
 from functools import lru_cache
 from typing import Final
 
+from ._thesaurus import ABBREVIATIONS
+
 __all__ = ["STOP_WORDS", "split_words", "stem", "tokenize"]
 
 # Runs of letters, digits and combining marks (the marks belong to the letters of scripts
@@ -28,13 +30,17 @@ __all__ = ["STOP_WORDS", "split_words", "stem", "tokenize"]
 _WORD: Final = re.compile(r"(?:[^\W_]|[\u0300-\u036f\u0900-\u0dff])+")
 _ASCII_RUN: Final = re.compile(r"[A-Za-z0-9]+")
 
-# Function words that say nothing about what a tool does. Kept short on purpose: words such as
-# "all", "new", "first" or "open" can matter ("list all", "open pull requests").
+# Function words that say nothing about what a tool does: the usual English list, less words
+# that can (all, up, down, out, off, before, after, not: "list all", "spin up").
 STOP_WORDS: Final = frozenset(
-    """a an and are as at be been but by can could do does for from has have how i if in
-    into is it its me my of on or our please should so some than that the their them then
-    there these this those to us want was we were what when where which who whose why will
-    with would you your i'd i'm let's""".split()  # noqa: SIM905 - a list of words reads best as text
+    """a about above again against am an and any are as at be because been being below both
+    but by can could did do does doing during each every few for from further had has have
+    having he her here hers herself him himself his how i if in into is it its itself just
+    let like me more most my myself no nor now of on once only or other our ours ourselves
+    own please same she should so some such than that the their theirs them themselves then
+    there these they this those through to too until us very want was we were what whatever
+    when where which while who whom whose why will with would you your yours yourself
+    yourselves""".split()  # noqa: SIM905 - a list of words reads best as text
 )
 
 
@@ -109,7 +115,9 @@ _ASCII_PARTS: Final = re.compile(
 def _run_words(run: str) -> tuple[str, ...]:
     """The words of one run of letters and digits (cached: descriptions repeat their words)."""
     if run.isascii():
-        return tuple(part.lower() for part in _ASCII_PARTS.findall(run))
+        parts = [part.lower() for part in _ASCII_PARTS.findall(run)]
+        # A brand written in camelCase is also one word (GitHub, JavaScript, PostgreSQL).
+        return (*parts, run.lower()) if len(parts) > 1 else tuple(parts)
     words: list[str] = []
     for part in _camel_parts(run):
         folded = _fold(part)
@@ -192,8 +200,20 @@ _TERMS: dict[str, str] = {}
 _MAX_TERMS: Final = 200_000
 
 
+def _terms_of(word: str) -> str:
+    """The term(s) of one word, space-separated: "" for a stop word or a lone letter, the
+    full form of an abbreviation (pr -> pull request), else the stem."""
+    if word in STOP_WORDS or (len(word) == 1 and word.isalpha() and word.isascii()):
+        return ""
+    full = ABBREVIATIONS.get(word)
+    if full is not None:
+        return " ".join(stem(w) for w in full)
+    return stem(word)
+
+
 def tokenize(text: str) -> list[str]:
-    """The search terms of ``text``: split words, stop words dropped, stemmed."""
+    """The search terms of ``text``: split words, stop words dropped, abbreviations written
+    out, stemmed."""
     terms = _TERMS
     if len(terms) > _MAX_TERMS:
         terms.clear()
@@ -201,7 +221,10 @@ def tokenize(text: str) -> list[str]:
     for word in split_words(text):
         term = terms.get(word)
         if term is None:
-            term = terms[word] = "" if word in STOP_WORDS else stem(word)
+            term = terms[word] = _terms_of(word)
         if term:
-            out.append(term)
+            if " " in term:
+                out.extend(term.split())
+            else:
+                out.append(term)
     return out
