@@ -358,9 +358,31 @@ def create_code_mode_instructions(
     """The instructions a code tool gives the model: the usage contract and a typed
     ``external_*`` declaration per tool, for programs in ``language``; or, with discovery on,
     an outline of the catalog and the pinned tools' declarations (see ``create_code_mode``)."""
+    return plan_instructions(
+        tools=tools,
+        id=id,
+        timeout=timeout,
+        language=language,
+        discovery=discovery,
+        pinned=pinned,
+        discovery_token_budget=discovery_token_budget,
+    ).instructions
+
+
+def plan_instructions(
+    *,
+    tools: ToolsInput,
+    id: str | None = None,
+    timeout: int = DEFAULT_TIMEOUT_MS,
+    language: str | Language = "typescript",
+    discovery: DiscoveryMode = "auto",
+    pinned: Sequence[str] = (),
+    discovery_token_budget: int = DEFAULT_TOKEN_BUDGET,
+) -> InstructionsPlan:
+    """``create_code_mode_instructions`` with what decided them (``codemode instructions``)."""
     lang = get_language(language)
     named = _named_tools(tools, lang)
-    plan = _plan_instructions(
+    return _plan_instructions(
         named,
         lang,
         Catalog(named, lang),
@@ -370,7 +392,6 @@ def create_code_mode_instructions(
         pinned=pinned,
         token_budget=discovery_token_budget,
     )
-    return plan.instructions
 
 
 class InstructionsPlan(NamedTuple):

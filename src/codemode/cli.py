@@ -18,10 +18,17 @@ from typing import Annotated, Any
 
 import typer
 
-from ._code_mode import DEFAULT_TIMEOUT_MS, create_code_mode, create_code_mode_instructions
+from ._code_mode import (
+    DEFAULT_TIMEOUT_MS,
+    DiscoveryMode,
+    InstructionsPlan,
+    create_code_mode,
+    plan_instructions,
+)
 from ._loading import ToolsSpecError, load_tools
 from ._result import CodeModeToolResult
 from ._tools import Tool
+from .discovery import DEFAULT_TOKEN_BUDGET, estimate_tokens
 from .integrations.mcp.config import McpConfigError, McpServerConfig, load_mcp_config
 from .sandboxes import DenoSandbox, LocalSandbox, Sandbox
 
@@ -40,6 +47,7 @@ Examples:
   codemode run program.ts --mcp-config servers.json
   codemode instructions --tools examples/shop.py
   codemode instructions --mcp-config servers.json
+  codemode instructions --mcp-config servers.json --discovery on --pin git_git_status
   codemode serve --config servers.json
   codemode serve --config servers.json --http 8765
 
@@ -74,6 +82,41 @@ McpConfigOption = Annotated[
         "is called as external_<server>_<tool>. Needs the mcp extra.",
     ),
 ]
+
+
+DiscoveryOption = Annotated[
+    str,
+    typer.Option(
+        "--discovery",
+        metavar="auto|on|off",
+        help="Declare every tool (off), or give an outline of the catalog and let programs "
+        "search it (on); auto: on when the full declarations would pass --token-budget.",
+    ),
+]
+
+PinOption = Annotated[
+    list[str],
+    typer.Option(
+        "--pin",
+        help="With discovery on, declare this tool in full anyway (repeat for several).",
+    ),
+]
+
+TokenBudgetOption = Annotated[
+    int,
+    typer.Option(
+        "--token-budget",
+        min=1,
+        help="With --discovery auto: the most (estimated) tokens of full declarations.",
+    ),
+]
+
+
+def _discovery_mode(value: str) -> DiscoveryMode:
+    modes: dict[str, DiscoveryMode] = {"auto": "auto", "on": True, "off": False}
+    if value not in modes:
+        raise _fail_usage(f"--discovery must be auto, on or off, got {value!r}")
+    return modes[value]
 
 
 class _UsageError(Exception):
@@ -187,7 +230,7 @@ def run(
         result = asyncio.run(main())
     except _UsageError as exc:
         raise _fail_usage(str(exc)) from None
-    _print_json(result.to_json())
+    _print_json(result.to_json(max_chars=None))  # for whoever runs it: the whole value
     raise typer.Exit(0 if result.success else 1)
 
 
@@ -198,31 +241,64 @@ def instructions(
     id: Annotated[
         str | None, typer.Option(help="The code tool's id (default: execute_typescript).")
     ] = None,
+    discovery: DiscoveryOption = "auto",
+    pin: PinOption = [],  # noqa: B006 - typer reads the default
+    token_budget: TokenBudgetOption = DEFAULT_TOKEN_BUDGET,
 ) -> None:
     """Print the instructions the model receives: the usage contract and a typed declaration
-    for each tool."""
+    for each tool, or (with discovery on) an outline of the catalog. How many tokens they
+    cost, and why discovery is on or off, goes to stderr."""
     named = _collect_tools(tools)
     configs = _read_mcp_config(mcp_config)
+    mode = _discovery_mode(discovery)
 
-    async def main() -> str:
+    def plan(available: dict[str, Tool]) -> tuple[InstructionsPlan, int]:
+        try:
+            chosen = plan_instructions(
+                tools=available,
+                id=id,
+                discovery=mode,
+                pinned=pin,
+                discovery_token_budget=token_budget,
+            )
+            full = chosen.tokens
+            if full is None:  # discovery on: what declaring everything would have cost
+                full = plan_instructions(tools=available, id=id, discovery=False).tokens or 0
+        except (ValueError, TypeError) as exc:
+            raise _UsageError(str(exc)) from None
+        return chosen, full
+
+    async def main() -> tuple[InstructionsPlan, int, int]:
         async with _all_tools(named, configs) as available:
-            try:
-                return create_code_mode_instructions(tools=available, id=id)
-            except (ValueError, TypeError) as exc:
-                raise _UsageError(str(exc)) from None
+            return (*plan(available), len(available))
 
     try:
-        text = asyncio.run(main()) if configs is not None else _sync_instructions(named, id)
+        if configs is not None:
+            chosen, full, count = asyncio.run(main())
+        else:
+            chosen, full = plan(named)
+            count = len(named)
     except _UsageError as exc:
         raise _fail_usage(str(exc)) from None
-    typer.echo(text)
+    typer.echo(chosen.instructions)
+    typer.echo(_instructions_report(chosen, full, count, mode), err=True)
 
 
-def _sync_instructions(named: dict[str, Tool], id: str | None) -> str:
-    try:
-        return create_code_mode_instructions(tools=named, id=id)
-    except (ValueError, TypeError) as exc:
-        raise _UsageError(str(exc)) from None
+def _instructions_report(
+    plan: InstructionsPlan, full_tokens: int, count: int, mode: DiscoveryMode
+) -> str:
+    tokens = estimate_tokens(plan.instructions)
+    tools = f"{count} tool" + ("" if count == 1 else "s")
+    if plan.discovery:
+        why = (
+            f"the full declarations would be about {full_tokens:,} tokens, over the budget of "
+            f"{plan.token_budget:,}"
+            if mode == "auto"
+            else f"--discovery on; the full declarations would be about {full_tokens:,} tokens"
+        )
+        return f"codemode: outline of {tools}: about {tokens:,} tokens (estimated); {why}"
+    why = f"within the budget of {plan.token_budget:,}" if mode == "auto" else "--discovery off"
+    return f"codemode: full declarations of {tools}: about {tokens:,} tokens (estimated); {why}"
 
 
 @app.command()
@@ -252,14 +328,19 @@ def serve(
     timeout: Annotated[
         int, typer.Option(help="Timeout of one program, in milliseconds.")
     ] = DEFAULT_TIMEOUT_MS,
+    discovery: DiscoveryOption = "auto",
+    pin: PinOption = [],  # noqa: B006 - typer reads the default
+    token_budget: TokenBudgetOption = DEFAULT_TOKEN_BUDGET,
 ) -> None:
     """Serve one code tool over MCP whose programs call every tool of the upstream servers
     (and of --tools). Upstream servers that fail to start are reported on stderr and left
-    out; the others keep working."""
+    out; the others keep working. With discovery on (by default when the catalog is large),
+    search_tools and describe_tools are served beside the code tool."""
     if config is None and not tools:
         raise _fail_usage("serve needs --config servers.json (or --tools MODULE:ATTR)")
     named = _collect_tools(tools)
     configs = _read_mcp_config(config)
+    mode = _discovery_mode(discovery)
     _require_mcp()
     from .integrations.mcp import serve_code_mode
 
@@ -271,14 +352,24 @@ def serve(
                 return 1
             try:
                 code_mode = create_code_mode(
-                    tools=available, sandbox=DenoSandbox(), timeout=timeout, id=id
+                    tools=available,
+                    sandbox=DenoSandbox(),
+                    timeout=timeout,
+                    id=id,
+                    discovery=mode,
+                    pinned=pin,
+                    discovery_token_budget=token_budget,
                 )
             except (ValueError, TypeError) as exc:
                 raise _UsageError(str(exc)) from None
 
             def ready(where: str) -> None:
+                served = code_mode.tool.id
+                if code_mode.tool.discovery:
+                    names = ", ".join(t.id for t in code_mode.tool.discovery_tools)
+                    served += f" (with {names}: the catalog is outlined)"
                 typer.echo(
-                    f"codemode: serving {code_mode.tool.id} on {where} over {len(available)} tools",
+                    f"codemode: serving {served} on {where} over {len(available)} tools",
                     err=True,
                 )
 

@@ -77,14 +77,19 @@ class LexicalIndex:
         # Pseudo term frequency per (term, doc): sum over fields of weight * tf / length norm.
         pseudo: dict[str, dict[int, float]] = {}
         for doc, doc_fields in enumerate(fields):
+            counts: dict[str, float] = {}
             for i, terms in enumerate(doc_fields):
                 if not terms:
                     continue
-                norm = 1.0 - r.b[i] + r.b[i] * len(terms) / avg[i]
-                unit = r.weights[i] / norm
+                unit = r.weights[i] / (1.0 - r.b[i] + r.b[i] * len(terms) / avg[i])
                 for term in terms:
-                    slot = pseudo.setdefault(term, {})
-                    slot[doc] = slot.get(doc, 0.0) + unit
+                    counts[term] = counts.get(term, 0.0) + unit
+            for term, tf in counts.items():
+                slot = pseudo.get(term)
+                if slot is None:
+                    pseudo[term] = {doc: tf}
+                else:
+                    slot[doc] = tf
         # Per term: its idf, and per tool the saturated frequency tf / (k1 + tf), in [0, 1).
         self._idf: dict[str, float] = {}
         self._postings: dict[str, dict[int, float]] = {}

@@ -114,6 +114,9 @@ _ASCII_PARTS: Final = re.compile(
 @lru_cache(maxsize=65536)
 def _run_words(run: str) -> tuple[str, ...]:
     """The words of one run of letters and digits (cached: descriptions repeat their words)."""
+    plain = run.islower() or run.isdigit() or (run[0].isupper() and run[1:].islower())
+    if plain and (run.isascii() or not any(_is_unspaced(ch) for ch in run)):
+        return (_fold(run),)
     if run.isascii():
         parts = [part.lower() for part in _ASCII_PARTS.findall(run)]
         # A brand written in camelCase is also one word (GitHub, JavaScript, PostgreSQL).
@@ -194,9 +197,6 @@ def stem(word: str) -> str:
     return word
 
 
-# word -> its term ("" for a stop word): most words of a catalog recur, and this is the loop
-# that building an index spends its time in.
-_TERMS: dict[str, str] = {}
 _MAX_TERMS: Final = 200_000
 
 
@@ -211,20 +211,31 @@ def _terms_of(word: str) -> str:
     return stem(word)
 
 
+# run of letters and digits -> its terms: a catalog repeats its words, and this is the loop
+# that building an index spends its time in.
+_RUN_TERMS: dict[str, tuple[str, ...]] = {}
+
+
+def _run_terms(run: str) -> tuple[str, ...]:
+    terms: list[str] = []
+    for word in _run_words(run):
+        term = _terms_of(word)
+        if term:
+            terms.extend(term.split(" "))
+    return tuple(terms)
+
+
 def tokenize(text: str) -> list[str]:
     """The search terms of ``text``: split words, stop words dropped, abbreviations written
     out, stemmed."""
-    terms = _TERMS
-    if len(terms) > _MAX_TERMS:
-        terms.clear()
+    cache = _RUN_TERMS
+    if len(cache) > _MAX_TERMS:
+        cache.clear()
     out: list[str] = []
-    for word in split_words(text):
-        term = terms.get(word)
-        if term is None:
-            term = terms[word] = _terms_of(word)
-        if term:
-            if " " in term:
-                out.extend(term.split())
-            else:
-                out.append(term)
+    runs = _ASCII_RUN.findall(text) if text.isascii() else _WORD.findall(text)
+    for run in runs:
+        terms = cache.get(run)
+        if terms is None:
+            terms = cache[run] = _run_terms(run)
+        out.extend(terms)
     return out

@@ -18,6 +18,7 @@ from mcp.shared.exceptions import MCPError
 
 from ... import __version__
 from ..._code_mode import CodeMode, CodeModeTool
+from ..._tools import Tool, ToolValidationError
 
 __all__ = ["code_mode_server", "serve_code_mode"]
 
@@ -25,8 +26,10 @@ __all__ = ["code_mode_server", "serve_code_mode"]
 def code_mode_server(code_mode: CodeMode | CodeModeTool, *, name: str = "codemode") -> Server:
     """A low-level MCP ``Server`` with one tool: the code tool, described by its instructions.
 
-    Its result is the ``CodeModeToolResult`` JSON, as structured content and as text; a failed
-    program is an error result (``isError``), so clients show it to the model as one.
+    Its result is the ``CodeModeToolResult`` JSON, as structured content and as text, bounded
+    for the model (``max_model_output_chars``); a failed program is an error result
+    (``isError``), so clients show it to the model as one. When the code tool's discovery is
+    on, ``search_tools`` and ``describe_tools`` are served beside it.
     """
     tool = code_mode.tool if isinstance(code_mode, CodeMode) else code_mode
     if not isinstance(tool, CodeModeTool):
@@ -40,19 +43,25 @@ def code_mode_server(code_mode: CodeMode | CodeModeTool, *, name: str = "codemod
         input_schema=tool.input_schema,
         output_schema=tool.output_schema,
     )
+    # With discovery on, search_tools and describe_tools are served beside the code tool.
+    discovery = {t.id: t for t in tool.discovery_tools} if tool.discovery else {}
+    served = [listed, *(_listed(t) for t in discovery.values())]
 
     async def list_tools(
         ctx: Any, params: mcp_types.PaginatedRequestParams | None
     ) -> mcp_types.ListToolsResult:
-        return mcp_types.ListToolsResult(tools=[listed])
+        return mcp_types.ListToolsResult(tools=served)
 
     async def call_tool(
         ctx: Any, params: mcp_types.CallToolRequestParams
     ) -> mcp_types.CallToolResult:
+        if params.name in discovery:
+            return await _call_discovery_tool(discovery[params.name], params.arguments or {})
         if params.name != tool.id:
+            names = ", ".join(t.name for t in served)
             raise MCPError(
                 code=mcp_types.INVALID_PARAMS,
-                message=f"Unknown tool: {params.name} (this server has only {tool.id})",
+                message=f"Unknown tool: {params.name} (this server has {names})",
             )
         result = await tool.execute(params.arguments or {})
         payload = result.to_json()
@@ -63,6 +72,33 @@ def code_mode_server(code_mode: CodeMode | CodeModeTool, *, name: str = "codemod
         )
 
     return Server(name, version=__version__, on_list_tools=list_tools, on_call_tool=call_tool)
+
+
+def _listed(tool: Tool) -> mcp_types.Tool:
+    output = tool.output_schema
+    return mcp_types.Tool(
+        name=tool.id,
+        description=tool.description,
+        input_schema=tool.input_schema,
+        # MCP output schemas describe objects; a tool that returns text has none.
+        output_schema=output if output is not None and output.get("type") == "object" else None,
+    )
+
+
+async def _call_discovery_tool(tool: Tool, arguments: dict[str, Any]) -> mcp_types.CallToolResult:
+    """Run search_tools or describe_tools; bad arguments are an error result the model reads."""
+    try:
+        value = await tool.execute(arguments)
+    except ToolValidationError as exc:
+        return mcp_types.CallToolResult(
+            content=[mcp_types.TextContent(text=str(exc))], is_error=True
+        )
+    if isinstance(value, str):
+        return mcp_types.CallToolResult(content=[mcp_types.TextContent(text=value)])
+    return mcp_types.CallToolResult(
+        content=[mcp_types.TextContent(text=json.dumps(value, ensure_ascii=False))],
+        structured_content=value,
+    )
 
 
 async def serve_code_mode(
