@@ -134,7 +134,7 @@ class LexicalIndex:
                 scores[doc] = scores.get(doc, 0.0) + idf * sat
         if total > 0:
             floor = self.ranking.threshold * total
-            scores = {doc: s / total for doc, s in scores.items() if s >= floor}
+            scores = {doc: min(s / total, 1.0) for doc, s in scores.items() if s >= floor}
         else:
             scores = {}
         for doc, score in exact.items():
@@ -145,8 +145,23 @@ class LexicalIndex:
     def _query_terms(self, query: str) -> list[_QueryTerm]:
         """The query's terms, each marked literal or not, with its related terms."""
         out: dict[str, _QueryTerm] = {}
+        quote = ""  # the quote mark of a quoted string the words are inside of
+        words_and_literal: list[tuple[str, bool]] = []
         for position, raw in enumerate(query.split()):
-            literal = _is_literal(raw, position)
+            if quote:
+                words_and_literal.append((raw, True))
+                if raw.rstrip(".,;:!?)").endswith(quote):
+                    quote = ""
+                continue
+            if raw[:1] in _QUOTES and not raw.rstrip(".,;:!?)").endswith(_QUOTES[raw[0]]):
+                quote = _QUOTES[raw[0]]
+            words_and_literal.append((raw, _is_literal(raw, position)))
+        if words_and_literal and all(literal for _, literal in words_and_literal):
+            # nothing but names and values: search for them
+            words_and_literal = [(raw, False) for raw, _ in words_and_literal]
+        for raw, literal in words_and_literal:
+            if literal:
+                continue  # an argument (a name, a value), not the task: it does not rank
             for run in _RUN.findall(raw):
                 words = split_words(run)
                 if len(words) > 2 and words[-1] == run.lower():
@@ -184,6 +199,7 @@ class LexicalIndex:
         }
 
 
+_QUOTES: Final = {"'": "'", '"': '"', "`": "`", "\u2018": "\u2019", "\u201c": "\u201d"}
 _RUN: Final = re.compile(r"(?:[^\W_]|[\u0300-\u036f\u0900-\u0dff])+")
 _INNER_PUNCTUATION: Final = re.compile(r"\w[./#@:\\_-]+\w")
 
