@@ -6,8 +6,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from _catalogs import echo, real_catalog, server_tools
 
+from _catalogs import echo, real_catalog, server_tools
 from codemode import Tool, create_tool
 from codemode.discovery import Catalog, UnknownToolError, build_outline
 from codemode.languages import get_language
@@ -57,7 +57,8 @@ def test_results_carry_name_tool_id_description_and_score(catalog: Catalog) -> N
     assert (first.name, first.tool_id) == ("github_create_issue", "github_create_issue")
     assert first.description.startswith("Create a new issue in a GitHub repository")
     assert 0 < first.score <= 1
-    assert [m.score for m in found.matches] == sorted((m.score for m in found.matches), reverse=True)
+    scores = [m.score for m in found.matches]
+    assert scores == sorted(scores, reverse=True)
     assert found.total > 3 and found.truncated
     assert found.to_json()["results"][0] == {
         "name": "github_create_issue",

@@ -74,7 +74,7 @@ click press tap hit
 type enter fill input
 address location place coordinates geocode
 time clock timezone
-size space bytes big large disk
+size space bytes big large
 approve accept confirm allow
 documentation docs guide manual help howto
 dialog popup modal prompt
