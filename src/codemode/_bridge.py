@@ -35,8 +35,10 @@ class Bridge:
         approve: Approve | None,
         request_context: Mapping[str, Any],
         code_mode_id: str,
+        input_hint: Callable[[str], str] | None = None,
     ) -> None:
         self._tools = tools
+        self._input_hint = input_hint
         self._approve = approve
         self._request_context = request_context
         self._code_mode_id = code_mode_id
@@ -77,7 +79,7 @@ class Bridge:
         ) as current:
             outcome = "ok"
             try:
-                value = await self._run(tool, args_json)
+                value = await self._run(name, tool, args_json)
                 answer = ToolReply(True, value=value)
             except asyncio.CancelledError:
                 outcome = "cancelled"
@@ -93,12 +95,19 @@ class Bridge:
                     )
         reply(answer)
 
-    async def _run(self, tool: Tool, args_json: str | None) -> Any:
+    async def _run(self, name: str, tool: Tool, args_json: str | None) -> Any:
         try:
             raw = {} if args_json is None else json.loads(args_json)
         except ValueError:  # the runner relays the text as the program sent it: maybe forged
             raise TypeError(f"The input of tool {tool.id} is not JSON.") from None
-        validated = tool.validate_input(raw)
+        try:
+            validated = tool.validate_input(raw)
+        except ToolValidationError as exc:
+            if self._input_hint is None:
+                raise
+            # The expected input in one line, so the model can fix the call without looking
+            # back at its instructions.
+            raise ToolValidationError(f"{exc}\nExpected: {self._input_hint(name)}") from None
         if tool.require_approval:
             call = ToolCall(tool.id, validated, self._request_context)
             if not await self._approved(call):

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import atexit
+import contextlib
 import difflib
 import json
 import logging
@@ -15,6 +17,7 @@ from typing import Any, Literal, NamedTuple, TypeVar
 import pydantic
 
 from ._bridge import Bridge
+from ._hints import called_in, undefined_function_hint
 from ._model_output import DEFAULT_MAX_MODEL_OUTPUT_CHARS, MIN_MODEL_OUTPUT_CHARS
 from ._result import CodeModeError, CodeModeToolResult
 from ._tools import Approve, Tool, ToolContext
@@ -112,6 +115,7 @@ class CodeModeTool(Tool):
         self.instructions = instructions
         self.declarations = declarations
         self.checker = checker
+        self._hints: dict[str, str] = {}  # tool name -> its input hint, made on first use
         # Discovery: a view over ``self.tools`` as it is at each search (never a stale one).
         self.catalog = catalog or Catalog(self.tools, self.language)
         self.catalog.follow(lambda: self.tools)
@@ -225,9 +229,19 @@ class CodeModeTool(Tool):
                 return failure, 0
         program = self.language.prepare(code)
         tools = self._program_tools()
-        job = Job(program.source, program.line_offset, tuple(tools), self.limits)
+        job = Job(
+            program.source,
+            program.line_offset,
+            tuple(tools),
+            self.limits,
+            last_line=program.last_line,
+        )
         bridge = Bridge(
-            tools, approve=self.approve, request_context=request_context, code_mode_id=self.id
+            tools,
+            approve=self.approve,
+            request_context=request_context,
+            code_mode_id=self.id,
+            input_hint=self._input_hint,
         )
         try:
             try:
@@ -245,16 +259,33 @@ class CodeModeTool(Tool):
         except SandboxError as exc:
             return self._failed(bridge, exc.name, exc.message), bridge.tool_calls
         if not outcome.ok:
+            error = outcome.error and self._with_hint(outcome.error, code)
             return CodeModeToolResult(
-                success=False, logs=bridge.logs, error=outcome.error
+                success=False, logs=bridge.logs, error=error
             ), bridge.tool_calls
+        if outcome.result_json is None:  # the program returned nothing: no result at all
+            return CodeModeToolResult(success=True, logs=bridge.logs), bridge.tool_calls
         try:
-            result = None if outcome.result_json is None else _strict_json(outcome.result_json)
+            result = _strict_json(outcome.result_json)
         except ValueError:  # the result text comes from the sandbox: a program can forge it
             return self._failed(
                 bridge, "ProtocolError", "The sandbox returned a result that is not valid JSON."
             ), bridge.tool_calls
         return CodeModeToolResult(success=True, result=result, logs=bridge.logs), bridge.tool_calls
+
+    def _input_hint(self, name: str) -> str:
+        hint = self._hints.get(name)
+        if hint is None:
+            hint = self._hints[name] = self.language.input_hint(name, self.tools[name])
+        return hint
+
+    def _with_hint(self, error: CodeModeError, code: str) -> CodeModeError:
+        """A call to a function that does not exist gets the names that do."""
+        missing = self.language.undefined_name(error.name or "", error.message)
+        if missing is None or not called_in(code, missing, error.line):
+            return error
+        hint = undefined_function_hint(missing, [f"external_{name}" for name in self.tools])
+        return error.model_copy(update={"message": f"{error.message}. {hint}"})
 
     async def _typecheck(self, code: str) -> CodeModeToolResult | None:
         """A TypeCheckError result, or None to run the program. A broken checker does not
@@ -308,8 +339,24 @@ class _BackgroundLoop:
 
     def __init__(self) -> None:
         self.loop = asyncio.new_event_loop()
-        thread = threading.Thread(target=self.loop.run_forever, name="codemode-loop", daemon=True)
-        thread.start()
+        self._thread = threading.Thread(
+            target=self.loop.run_forever, name="codemode-loop", daemon=True
+        )
+        self._thread.start()
+        atexit.register(self._shut_down)
+
+    def _shut_down(self) -> None:
+        """At interpreter exit, close what lives on this loop (sandbox pools close with their
+        loop's async generators), so a script that never closed its sandbox exits quietly."""
+        if self.loop.is_closed() or not self.loop.is_running():
+            return
+        done = asyncio.run_coroutine_threadsafe(self.loop.shutdown_asyncgens(), self.loop)
+        with contextlib.suppress(Exception):
+            done.result(timeout=5)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(timeout=5)
+        if not self._thread.is_alive():
+            self.loop.close()
 
     def run(self, coro: Coroutine[Any, Any, T]) -> T:
         try:

@@ -1,33 +1,119 @@
-"""The result a code tool returns, in exactly the spec's shape."""
+"""The result a code tool returns, in exactly the spec's shape.
+
+``result`` is the program's value. ``null`` is a value (the program returned ``null``, Python's
+``None``) and is kept; a program that returned nothing (``undefined``) has no ``result`` at all.
+The model-facing JSON (``to_json()``, MCP, the adapters) keeps that difference, and the JSON
+Schema that MCP clients see describes each field in plain sentences.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, Field, PrivateAttr
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    SerializationInfo,
+    SerializerFunctionWrapHandler,
+    model_serializer,
+)
+from pydantic.json_schema import SkipJsonSchema
 
 from ._model_output import DEFAULT_MAX_MODEL_OUTPUT_CHARS, bound_result_payload
 
 __all__ = ["CodeModeError", "CodeModeToolResult"]
 
 
+def _no_default(schema: dict[str, Any]) -> None:
+    """An optional field that is absent rather than null: no ``"default": null`` in its schema."""
+    schema.pop("default", None)
+
+
+def _any_json_value(schema: dict[str, Any]) -> None:
+    """Say "any JSON value" in the schema's own terms rather than with an empty schema, which
+    clients' linters read as a field nobody described."""
+    _no_default(schema)
+    kinds = ["object", "array", "string", "number", "boolean", "null"]
+    schema["anyOf"] = [{"type": kind} for kind in kinds]
+
+
 class CodeModeError(BaseModel):
     """Why a program failed: the message and name the model should act on, and the line in its
     own program when one is known (1 is the first line of the submitted code)."""
 
-    message: str
-    name: str | None = None
-    line: int | None = None
+    model_config = ConfigDict(
+        title="CodeModeError",
+        json_schema_extra={"description": "Why the program failed."},
+    )
+
+    message: str = Field(description="What went wrong and what to change.")
+    name: str | SkipJsonSchema[None] = Field(
+        default=None,
+        description="The error's name, such as TypeError, ValidationError or TimeoutError.",
+        json_schema_extra=_no_default,
+    )
+    line: int | SkipJsonSchema[None] = Field(
+        default=None,
+        description="The line of the submitted program where it failed; 1 is the first line.",
+        json_schema_extra=_no_default,
+    )
 
 
 class CodeModeToolResult(BaseModel):
     """What one execution produced. ``model_dump(exclude_none=True)`` gives the spec's
-    ``CodeModeToolResult``: ``result`` is absent when the program returned ``undefined``."""
+    ``CodeModeToolResult``: ``result`` is absent when the program returned ``undefined`` and
+    ``None`` when it returned ``null``."""
 
-    success: bool
-    result: Any = None
-    logs: list[str] = Field(default_factory=list)
-    error: CodeModeError | None = None
+    model_config = ConfigDict(
+        title="CodeModeToolResult",
+        json_schema_extra={
+            "description": "What the program produced: its result and logs, or why it failed."
+        },
+    )
+
+    success: bool = Field(description="Whether the program ran to the end without an error.")
+    result: Any = Field(
+        default=None,
+        description=(
+            "The value the program returned: any JSON value, null included. Absent when the "
+            "program returned nothing."
+        ),
+        json_schema_extra=_any_json_value,
+    )
+    logs: list[str] = Field(
+        default_factory=list, description="Lines the program printed, in order."
+    )
+    error: CodeModeError | SkipJsonSchema[None] = Field(
+        default=None,
+        description="Why the program failed; present only when success is false.",
+        json_schema_extra=_no_default,
+    )
+
+    # No return annotation: pydantic would take it for the JSON Schema of what this serialises
+    # to, and MCP clients would see ``{}`` instead of the fields.
+    @model_serializer(mode="wrap")
+    def _keep_null_result(  # type: ignore[no-untyped-def]
+        self, handler: SerializerFunctionWrapHandler, info: SerializationInfo
+    ):
+        data = handler(self)
+        # exclude_none drops None everywhere; a null the program returned is a value to keep.
+        if (
+            info.exclude_none
+            and isinstance(data, dict)
+            and "result" not in data
+            and "result" in self.model_fields_set
+            and self.result is None
+            and not _excluded(info, "result")
+        ):
+            data = {"success": data.pop("success"), "result": None, **data}
+        return data
+
+    @property
+    def has_result(self) -> bool:
+        """Whether the program returned a value (``null`` included) rather than nothing."""
+        return "result" in self.model_fields_set
 
     # How many characters of JSON ``to_json()`` gives a model; the code tool sets its own.
     _max_model_output_chars: int | None = PrivateAttr(default=DEFAULT_MAX_MODEL_OUTPUT_CHARS)
@@ -45,3 +131,11 @@ class CodeModeToolResult(BaseModel):
         if limit is None or limit is False:
             return payload
         return bound_result_payload(payload, int(limit))
+
+
+def _excluded(info: SerializationInfo, field: str) -> bool:
+    exclude = info.exclude
+    if isinstance(exclude, dict | set) and field in exclude:
+        return True
+    include = info.include
+    return isinstance(include, dict | set) and field not in include

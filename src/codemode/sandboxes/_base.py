@@ -41,12 +41,14 @@ class ExecutionLimits:
 
 @dataclass(frozen=True)
 class Job:
-    """One program to run: the module source, its line offset and the allowed tool names."""
+    """One program to run: the module source, its line offset and the allowed tool names.
+    ``last_line`` is the last line of the model's code (see ``Program``)."""
 
     source: str
     line_offset: int
     tools: tuple[str, ...]
     limits: ExecutionLimits
+    last_line: int | None = None
 
 
 @dataclass(frozen=True)

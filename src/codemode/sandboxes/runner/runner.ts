@@ -6,7 +6,7 @@
 // socket, or the host's replies for other executions. Everything the worker sends is untrusted
 // data, checked here before it crosses to the host.
 //
-// Host -> runner lines (JSON):  run {source, lineOffset, tools, limits} | ret {c, ok, v | e}
+// Host -> runner lines (JSON):  run {source, lineOffset, lastLine?, tools, limits} | ret {c, ok, v | e}
 // Runner -> host lines (JSON):  ready | call {c, n, a?} | log {m} | done {ok, r? | e}
 
 type Json = string | number | boolean | null | Json[] | { [key: string]: Json };
@@ -23,6 +23,7 @@ interface RunMessage {
   t: "run";
   source: string;
   lineOffset: number;
+  lastLine?: number; // the last line of the model's code (after it: the wrapper's own lines)
   tools: string[];
   limits: Limits;
 }
@@ -109,8 +110,10 @@ function workerMain(): void {
     throw new TypeError("URL.createObjectURL is not available in the sandbox: a blob URL outlives the program.");
   });
 
-  // The line in the model's program for the first stack frame inside it.
-  function programLine(stack: unknown): number | undefined {
+  // The line in the model's program for the first stack frame inside it. A syntax error at the
+  // end of input points past the program, at the wrapper's closing line: `clamp` reports the
+  // program's last line instead.
+  function programLine(stack: unknown, clamp = false): number | undefined {
     if (typeof stack !== "string" || programUrl === "") return undefined;
     for (const frame of stack.split("\n")) {
       const at = frame.indexOf(programUrl + ":");
@@ -119,32 +122,42 @@ function workerMain(): void {
       if (!m) continue;
       const line = Number(m[1]) - lineOffset;
       if (line >= 1 && line <= lineCount) return line;
+      if (clamp && line > lineCount) return lineCount;
     }
     return undefined;
   }
 
-  // A JSON text for a value, or a TypeError that names what is not JSON and where.
-  function toJson(value: unknown, what: string): string | undefined {
+  // A JSON text for a value, or an error that names what is not JSON, where, and the fix: a
+  // TypeError for a tool's input (the program can catch it), a ResultError for the result.
+  function toJson(value: unknown, what: string, errorName = "TypeError"): string | undefined {
+    const fail = (message: string): never => {
+      throw errorName === "TypeError" ? new TypeError(message) : namedError(errorName, message);
+    };
     const stack: unknown[] = [];
     const check = (v: unknown, path: string): void => {
       const kind = typeof v;
-      if (kind === "bigint") {
-        throw new TypeError(`${what} is not JSON: BigInt at ${path} (convert it with Number() or String())`);
-      }
+      if (kind === "bigint") fail(`${what} is not JSON: BigInt at ${path} (convert it with Number() or String())`);
       if (kind === "function" || kind === "symbol") {
-        if (stack.length === 0 || Array.isArray(stack[stack.length - 1])) {
-          throw new TypeError(`${what} is not JSON: ${kind} at ${path}`);
+        if (stack.length > 0 && !Array.isArray(stack[stack.length - 1])) return; // dropped, as JSON.stringify does
+        if (kind === "function" && path === what && what === "result") {
+          fail("The program returned a function instead of its value: call it, e.g. `return await main()`.");
         }
-        return; // dropped from objects, as JSON.stringify does with methods
+        fail(`${what} is not JSON: ${kind} at ${path}` + (kind === "function" ? " (call it, or leave it out)" : ""));
       }
       if (kind !== "object" || v === null) return;
+      // A Promise (or any thenable) is a call that was not awaited: JSON would make it `{}`.
+      if (v instanceof Promise || typeof (v as { then?: unknown }).then === "function") {
+        fail(
+          path === what
+            ? `${what === "result" ? "The program returned" : `The ${what} is`} a Promise: add \`await\`.`
+            : `${what} holds a Promise at ${path}: a call was not awaited; add \`await\` (for several calls, \`await Promise.all([...])\`).`,
+        );
+      }
       const obj = v as { toJSON?: () => unknown };
       if (typeof obj.toJSON === "function") return check(obj.toJSON(), path);
-      if (stack.includes(v)) throw new TypeError(`${what} is not JSON: circular reference at ${path}`);
-      if (v instanceof Map) {
-        throw new TypeError(`${what} is not JSON: Map at ${path} (convert it with Object.fromEntries())`);
-      }
-      if (v instanceof Set) throw new TypeError(`${what} is not JSON: Set at ${path} (convert it with Array.from())`);
+      if (stack.includes(v)) fail(`${what} is not JSON: circular reference at ${path}`);
+      if (v instanceof Map) fail(`${what} is not JSON: Map at ${path} (convert it with Object.fromEntries())`);
+      if (v instanceof Set) fail(`${what} is not JSON: Set at ${path} (convert it with Array.from())`);
       stack.push(v);
       if (Array.isArray(v)) v.forEach((item, i) => check(item, `${path}[${i}]`));
       else for (const key of Object.keys(v as object)) check((v as Record<string, unknown>)[key], `${path}.${key}`);
@@ -286,7 +299,7 @@ function workerMain(): void {
     maxLogBytes = msg.limits.maxLogBytes;
     maxWorkers = workersLeft = msg.limits.maxWorkers ?? 0;
     lineOffset = msg.lineOffset;
-    lineCount = msg.source.split("\n").length - lineOffset;
+    lineCount = msg.lastLine ?? msg.source.split("\n").length - lineOffset;
     installConsole();
     for (const name of msg.tools) {
       if (name.startsWith("codemode:")) continue; // reserved names: the `codemode` object below
@@ -307,7 +320,12 @@ function workerMain(): void {
     }
     try {
       const value = await main();
-      const r = toJson(value, "result");
+      let r: string | undefined;
+      try {
+        r = toJson(value, "result", "ResultError");
+      } catch (err) {
+        return finish({ ok: false, e: errorInfo(err) });
+      }
       if (r !== undefined && r.length > msg.limits.maxResultBytes) {
         return finish({
           ok: false,
@@ -330,7 +348,7 @@ function workerMain(): void {
     const match = /^(?:TypeError: )?SyntaxError: ([^\n]*)/.exec(text);
     if (!match) return errorInfo(err);
     const info: ErrorInfo = { message: match[1], name: "SyntaxError" };
-    const line = programLine(text);
+    const line = programLine(text, true);
     if (line !== undefined) info.line = line;
     return info;
   }
