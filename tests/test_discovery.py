@@ -19,6 +19,7 @@ from codemode import (
     create_tool,
 )
 from codemode.discovery import UnknownToolError
+from codemode.languages.typescript._checker import TypeChecker
 
 
 @pytest.fixture(scope="module")
@@ -180,11 +181,13 @@ async def test_bad_calls_are_errors_the_program_can_catch(
     )
     assert done["result"] == [
         "ValidationError: Tool input validation failed for codemode.searchTools:\n"
-        "- query: Input should be a valid string",
+        "- query: Input should be a valid string\n"
+        "Expected: codemode.searchTools as your instructions declare it",
         "TypeError: codemode.searchTools(query, options): options must be an object such as "
         "{ limit: 5 }",
         "ValidationError: Tool input validation failed for codemode.searchTools:\n"
-        "- limit: Input should be less than or equal to 50",
+        "- limit: Input should be less than or equal to 50\n"
+        "Expected: codemode.searchTools as your instructions declare it",
         Matches(
             r"UnknownToolError: no tool is called 'git_git_stats' \(did you mean git_git_status.*"
         ),
@@ -328,9 +331,9 @@ async def test_a_large_result_reaches_the_model_cut_and_the_host_whole(
 
 
 async def test_typecheck_knows_the_codemode_object(catalog: dict[str, Tool]) -> None:
-    async with DenoSandbox(prestart=0) as sandbox:
+    async with DenoSandbox(prestart=0) as sandbox, TypeChecker() as checker:
         code_tool = create_code_mode(
-            tools=server_tools("git"), sandbox=sandbox, discovery=True, typecheck=True
+            tools=server_tools("git"), sandbox=sandbox, discovery=True, typecheck=checker
         ).tool
         ok = await run(code_tool, 'return (await codemode.searchTools("log")).total;')
         assert ok["success"], ok

@@ -44,7 +44,10 @@ async def test_the_gateway_serves_search_and_describe_beside_the_code_tool(confi
             ClientSession(read, write) as session,
         ):
             await session.initialize()
-            descendants = psutil.Process().children(recursive=True)
+            # codemode serve, its upstream servers and its sandbox processes (each in a
+            # session of its own, so they would survive as orphans if it left them behind)
+            (serve,) = [p for p in psutil.Process().children() if str(config) in p.cmdline()]
+            descendants = [serve, *serve.children(recursive=True)]
             listed = {t.name: t for t in (await session.list_tools()).tools}
             assert sorted(listed) == ["describe_tools", "execute_typescript", "search_tools"]
             description = listed["execute_typescript"].description or ""

@@ -124,6 +124,7 @@ class CodeModeTool(Tool):
         #: The most characters of JSON the model gets from this tool (results, logs, discovery).
         self.max_model_output_chars = max_model_output_chars
         self._discovery_tools: list[Tool] | None = None
+        self._handlers: dict[str, Tool] | None = None  # what answers a program's search calls
 
     async def _execute_tool(self, code: CodeInput, context: ToolContext) -> CodeModeToolResult:
         return await self.execute({"code": code.code}, request_context=context.request_context)
@@ -166,7 +167,9 @@ class CodeModeTool(Tool):
         functions = self.language.discovery_functions
         if not self.discovery or functions is None:
             return self.tools
-        return {**self.tools, **program_handlers(self.catalog, functions)}
+        if self._handlers is None:
+            self._handlers = program_handlers(self.catalog, functions)
+        return {**self.tools, **self._handlers}
 
     def _checked_declarations(self) -> str:
         if not self.discovery:
@@ -276,7 +279,10 @@ class CodeModeTool(Tool):
     def _input_hint(self, name: str) -> str:
         hint = self._hints.get(name)
         if hint is None:
-            hint = self._hints[name] = self.language.input_hint(name, self.tools[name])
+            tool = self.tools.get(name)
+            if tool is None:  # a program's search or describe call (a reserved name)
+                return f"{self._program_tools()[name].id} as your instructions declare it"
+            hint = self._hints[name] = self.language.input_hint(name, tool)
         return hint
 
     def _with_hint(self, error: CodeModeError, code: str) -> CodeModeError:
