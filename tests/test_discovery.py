@@ -144,6 +144,21 @@ async def test_every_tool_is_callable_whether_shown_or_not(
     assert done == {"success": True, "result": {"echo": {"repo_path": "/r"}}, "logs": []}
 
 
+async def test_a_guessed_name_is_told_to_search(
+    catalog: dict[str, Tool], sandbox: DenoSandbox
+) -> None:
+    code_tool = create_code_mode(tools=catalog, sandbox=sandbox).tool
+    done = await run(code_tool, "return await external_github_list_prs({});")
+    assert done["error"] == {
+        "name": "ReferenceError",
+        "message": Matches(
+            r"external_github_list_prs is not defined\. 565 functions are available; the "
+            r"closest: .*\. Find the one you need with codemode\.searchTools\."
+        ),
+        "line": 1,
+    }
+
+
 async def test_search_takes_an_options_object_or_one_argument(
     catalog: dict[str, Tool], sandbox: DenoSandbox
 ) -> None:
@@ -340,3 +355,24 @@ async def test_typecheck_knows_the_codemode_object(catalog: dict[str, Tool]) -> 
         bad = await run(code_tool, "return await codemode.searchTools(1, 2);")
         assert bad["error"]["name"] == "TypeCheckError"
         assert "not assignable to parameter of type 'string'" in bad["error"]["message"]
+
+
+def test_the_large_catalog_example_runs() -> None:
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    done = subprocess.run(
+        [sys.executable, "examples/large_catalog.py"],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("565 tools; discovery on; instructions: about ")
+    assert "search from Python: slack_slack_post_message (score " in done.stdout
+    assert done.stdout.endswith(
+        'result: ["#101 Fix flaky login test (ana)", "#103 Bump vite to 6 (dependabot)"]\n'
+    )

@@ -291,6 +291,9 @@ class CodeModeTool(Tool):
         if missing is None or not called_in(code, missing, error.line):
             return error
         hint = undefined_function_hint(missing, [f"external_{name}" for name in self.tools])
+        functions = self.language.discovery_functions
+        if self.discovery and functions is not None:  # an outlined catalog: search, not guess
+            hint += f" Find the one you need with {functions[0]}."
         return error.model_copy(update={"message": f"{error.message}. {hint}"})
 
     async def _typecheck(self, code: str) -> CodeModeToolResult | None:

@@ -45,6 +45,7 @@ class Ranking:
     unknown_weight: float = 0.7
     related_weight: float = 0.6
     thesaurus: bool = True
+    name_weight: float = 0.2
 
 
 @dataclass(frozen=True)
@@ -104,6 +105,7 @@ class LexicalIndex:
             for key in (entry.name, entry.tool_id):
                 self._by_key.setdefault(_key(key), doc)
         self._name_words = [tuple(split_words(e.name)) for e in self.entries]
+        self._name_terms = [tuple(dict.fromkeys(e.name_terms)) for e in self.entries]
         self._groups = {_key(e.group) for e in self.entries if e.group}
 
     def search(self, query: str) -> list[Hit]:
@@ -112,7 +114,11 @@ class LexicalIndex:
         related_weight = self.ranking.related_weight
         scores: dict[int, float] = {}
         total = 0.0
+        words: list[str] = []
+        related_seen: list[tuple[str, ...]] = []
         for qt in self._query_terms(query):
+            words.append(qt.term)
+            related_seen.append(qt.related)
             idf = self._idf.get(qt.term)
             related = [t for t in qt.related if t in self._postings]
             if idf is None:
@@ -137,6 +143,18 @@ class LexicalIndex:
             scores = {doc: min(s / total, 1.0) for doc, s in scores.items() if s >= floor}
         else:
             scores = {}
+        if scores and self.ranking.name_weight:
+            # A name the query says in full (list_pull_requests for "list the open pull
+            # requests") fits better than one it says half of (update_pull_request_state).
+            said = set(words)
+            for term_related in related_seen:
+                said.update(term_related)
+            w = self.ranking.name_weight
+            for doc in scores:
+                name = self._name_terms[doc]
+                if name:
+                    cover = sum(1 for t in name if t in said) / len(name)
+                    scores[doc] = (1 - w) * scores[doc] + w * cover * scores[doc] ** 0.5
         for doc, score in exact.items():
             scores[doc] = score  # a name the query spells comes first
         ordered = sorted(scores.items(), key=lambda item: (-item[1], item[0]))

@@ -45,11 +45,12 @@ ABBREVIATIONS: Final[dict[str, tuple[str, ...]]] = {
 }
 
 # Each line is a group of words used for the same action or thing. A word may be in several
-# groups (``open`` creates a pull request and reads a file).
+# groups. Words whose senses pull apart are left out: "open" creates a pull request, reads a
+# file, and is the state of an issue ("list open issues").
 _GROUPS: Final = """
-create make add new generate build spawn setup register provision init initialize open file
+create make add new generate build spawn setup register provision init initialize file
 delete remove erase drop destroy purge forget discard uninstall wipe
-get fetch retrieve read show view display load see look open dump inspect
+get fetch retrieve read show view display load see look dump inspect
 list enumerate browse show all
 update edit modify change set rename patch alter bump adjust replace
 search find lookup look query seek locate discover filter
