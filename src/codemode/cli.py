@@ -30,12 +30,13 @@ from ._result import CodeModeToolResult
 from ._tools import Tool
 from .discovery import DEFAULT_TOKEN_BUDGET, estimate_tokens
 from .integrations.mcp.config import McpConfigError, McpServerConfig, load_mcp_config
-from .sandboxes import DenoSandbox, LocalSandbox, Sandbox
+from .languages import Language, get_language, known_languages, language_for_file
+from .sandboxes import DenoSandbox, LocalSandbox, MontySandbox, Sandbox
 
 app = typer.Typer(
     name="codemode",
-    help="""Run model-written TypeScript programs against your tools in a Deno sandbox, or
-serve them to any MCP client as one code tool.
+    help="""Run model-written programs against your tools in a sandbox (TypeScript in Deno,
+Python in Monty), or serve them to any MCP client as one code tool.
 
 Tools come from Python (--tools) and from MCP servers (--mcp-config); a program calls
 them as external_<name>(input), an MCP tool as external_<server>_<tool>(input).
@@ -44,12 +45,14 @@ Examples:
 
 \b
   codemode run examples/shop.ts --tools examples/shop.py
+  codemode run examples/shop_program.py --tools examples/shop.py
   codemode run program.ts --mcp-config servers.json
   codemode instructions --tools examples/shop.py
   codemode instructions --mcp-config servers.json
   codemode instructions --mcp-config servers.json --discovery on --pin git_git_status
   codemode serve --config servers.json
   codemode serve --config servers.json --http 8765
+  codemode serve --config servers.json --language python
 
 servers.json has the shape MCP clients share:
 
@@ -111,12 +114,44 @@ TokenBudgetOption = Annotated[
     ),
 ]
 
+LanguageOption = Annotated[
+    str | None,
+    typer.Option(
+        "--language",
+        "-l",
+        help="The program language: typescript (Deno) or python (Monty). "
+        "Default: typescript, or what the program file's extension says for `run`.",
+    ),
+]
+
 
 def _discovery_mode(value: str) -> DiscoveryMode:
     modes: dict[str, DiscoveryMode] = {"auto": "auto", "on": True, "off": False}
     if value not in modes:
         raise _fail_usage(f"--discovery must be auto, on or off, got {value!r}")
     return modes[value]
+
+
+def _language(name: str | None, file: Path | None = None) -> Language:
+    """The language asked for, else the file's (by extension), else TypeScript."""
+    if name is not None:
+        try:
+            return get_language(name.lower())
+        except ValueError:
+            raise _fail_usage(
+                f"unknown language {name!r}; choose one of: {', '.join(known_languages())}"
+            ) from None
+    found = language_for_file(str(file)) if file is not None else None
+    return found or get_language("typescript")
+
+
+def _sandbox(language: Language, *, local: bool = False, prestart: int = 2) -> Sandbox:
+    """The sandbox that runs programs in ``language``."""
+    if language.name == "python":
+        if local:
+            raise _fail_usage("--local runs TypeScript with host privileges; Python runs in Monty")
+        return MontySandbox(prestart=prestart)
+    return LocalSandbox(prestart=prestart) if local else DenoSandbox(prestart=prestart)
 
 
 class _UsageError(Exception):
@@ -196,9 +231,10 @@ def _print_json(value: Any) -> None:
 
 @app.command()
 def run(
-    file: Annotated[Path, typer.Argument(help="The TypeScript program (`-` for stdin).")],
+    file: Annotated[Path, typer.Argument(help="The program, .ts or .py (`-` for stdin).")],
     tools: ToolsOption = [],  # noqa: B006 - typer reads the default
     mcp_config: McpConfigOption = None,
+    language: LanguageOption = None,
     timeout: Annotated[int, typer.Option(help="Timeout in milliseconds.")] = DEFAULT_TIMEOUT_MS,
     local: Annotated[
         bool, typer.Option("--local", help="Use LocalSandbox (host privileges; trusted code only).")
@@ -213,9 +249,10 @@ def run(
             code = file.read_text(encoding="utf-8")
         except OSError as exc:
             raise _fail_usage(f"cannot read {file}: {exc.strerror}") from None
+    lang = _language(language, None if str(file) == "-" else file)
     named = _collect_tools(tools)
     configs = _read_mcp_config(mcp_config)
-    sandbox: Sandbox = LocalSandbox(prestart=0) if local else DenoSandbox(prestart=0)
+    sandbox = _sandbox(lang, local=local, prestart=0)
 
     async def main() -> CodeModeToolResult:
         async with _all_tools(named, configs) as available:
@@ -239,8 +276,10 @@ def instructions(
     tools: ToolsOption = [],  # noqa: B006 - typer reads the default
     mcp_config: McpConfigOption = None,
     id: Annotated[
-        str | None, typer.Option(help="The code tool's id (default: execute_typescript).")
+        str | None,
+        typer.Option(help="The code tool's id (default: execute_typescript or execute_python)."),
     ] = None,
+    language: LanguageOption = None,
     discovery: DiscoveryOption = "auto",
     pin: PinOption = [],  # noqa: B006 - typer reads the default
     token_budget: TokenBudgetOption = DEFAULT_TOKEN_BUDGET,
@@ -248,6 +287,7 @@ def instructions(
     """Print the instructions the model receives: the usage contract and a typed declaration
     for each tool, or (with discovery on) an outline of the catalog. How many tokens they
     cost, and why discovery is on or off, goes to stderr."""
+    lang = _language(language)
     named = _collect_tools(tools)
     configs = _read_mcp_config(mcp_config)
     mode = _discovery_mode(discovery)
@@ -257,13 +297,17 @@ def instructions(
             chosen = plan_instructions(
                 tools=available,
                 id=id,
+                language=lang,
                 discovery=mode,
                 pinned=pin,
                 discovery_token_budget=token_budget,
             )
             full = chosen.tokens
             if full is None:  # discovery on: what declaring everything would have cost
-                full = plan_instructions(tools=available, id=id, discovery=False).tokens or 0
+                everything = plan_instructions(
+                    tools=available, id=id, language=lang, discovery=False
+                )
+                full = everything.tokens or 0
         except (ValueError, TypeError) as exc:
             raise _UsageError(str(exc)) from None
         return chosen, full
@@ -323,11 +367,13 @@ def serve(
         ),
     ] = None,
     id: Annotated[
-        str | None, typer.Option(help="The code tool's id (default: execute_typescript).")
+        str | None,
+        typer.Option(help="The code tool's id (default: execute_typescript or execute_python)."),
     ] = None,
     timeout: Annotated[
         int, typer.Option(help="Timeout of one program, in milliseconds.")
     ] = DEFAULT_TIMEOUT_MS,
+    language: LanguageOption = None,
     discovery: DiscoveryOption = "auto",
     pin: PinOption = [],  # noqa: B006 - typer reads the default
     token_budget: TokenBudgetOption = DEFAULT_TOKEN_BUDGET,
@@ -338,6 +384,7 @@ def serve(
     search_tools and describe_tools are served beside the code tool."""
     if config is None and not tools:
         raise _fail_usage("serve needs --config servers.json (or --tools MODULE:ATTR)")
+    lang = _language(language)
     named = _collect_tools(tools)
     configs = _read_mcp_config(config)
     mode = _discovery_mode(discovery)
@@ -353,7 +400,7 @@ def serve(
             try:
                 code_mode = create_code_mode(
                     tools=available,
-                    sandbox=DenoSandbox(),
+                    sandbox=_sandbox(lang),
                     timeout=timeout,
                     id=id,
                     discovery=mode,
