@@ -2,7 +2,7 @@
 Python in Monty) in a sandbox, calling your tools as ``external_*`` functions."""
 
 from ._code_mode import CodeMode, CodeModeTool, create_code_mode, create_code_mode_instructions
-from ._result import CodeModeError, CodeModeToolResult
+from ._result import CodeModeError, CodeModeToolResult, PendingCall
 from ._tools import Schema, Tool, ToolCall, ToolContext, ToolValidationError, create_tool, tool
 from .sandboxes import (
     DenoSandbox,
@@ -22,6 +22,7 @@ __all__ = [
     "ExecutionLimits",
     "LocalSandbox",
     "MontySandbox",
+    "PendingCall",
     "Sandbox",
     "SandboxError",
     "Schema",

@@ -1,6 +1,12 @@
 """The host side of one execution: each ``external_*`` call the sandbox reports becomes a real
 tool call here, with the allow-list, validation, approval, context and tracing of a direct call.
 
+A call passes through layers, each a small async function ``(site, next) -> reply``: the
+allow-list, tracing (only when spans are collected), validation, approval, and the tool run.
+A durable execution adds the journal's two layers (``durable``): one outermost, which numbers
+the call and answers it from the record on replay, and one around the run, which records the
+call as started before it runs and its outcome after.
+
 Calls run concurrently, each in a task the bridge owns; closing the bridge cancels whatever is
 still running, so no tool call outlives the program that made it.
 """
@@ -8,21 +14,82 @@ still running, so no tool call outlives the program that made it.
 from __future__ import annotations
 
 import asyncio
+import functools
 import inspect
 import json
 import time
-from collections.abc import Callable, Mapping
-from typing import Any
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any, Protocol, cast
 
-from ._tools import Approve, Tool, ToolCall, ToolContext, ToolValidationError
-from ._tracing import span
+from ._tools import ApprovalAnswer, Approve, Tool, ToolCall, ToolContext, ToolValidationError
+from ._tracing import span, tracing
 from .sandboxes._base import ToolReply
+from .stores._base import call_id
 
-__all__ = ["ApprovalDeniedError", "Bridge"]
+__all__ = ["ApprovalDeniedError", "Bridge", "CallSite", "Layer", "Next"]
 
 
 class ApprovalDeniedError(Exception):
     """A tool that requires approval was not approved."""
+
+
+class CallSite:
+    """One call as it passes the layers: what the program asked for and what is known of it."""
+
+    __slots__ = (
+        "args_json",
+        "decided",
+        "execution_id",
+        "input",
+        "input_hash",
+        "line",
+        "name",
+        "step",
+        "tool",
+    )
+
+    def __init__(self, name: str, args_json: str | None, tool: Tool | None) -> None:
+        self.name = name
+        self.args_json = args_json
+        self.tool = tool
+        self.input: Any = None  # the validated input, once validated
+        self.decided = False  # a person approved this call: approval is not asked again
+        # Durable executions only:
+        self.step: int | None = None
+        self.line: int | None = None
+        self.input_hash: str | None = None
+        self.execution_id: str | None = None
+
+    @property
+    def idempotency_key(self) -> str | None:
+        if self.execution_id is None or self.step is None:
+            return None
+        return f"{self.execution_id}:{self.step}"
+
+
+Next = Callable[[CallSite], Awaitable[ToolReply | None]]
+"""The rest of the layers. ``None`` means no reply: the call waits (deferred for approval)."""
+
+Layer = Callable[[CallSite, Next], Awaitable[ToolReply | None]]
+
+
+class CallJournal(Protocol):
+    """What the bridge needs of a durable execution's journal (``codemode.durable``)."""
+
+    async def replay(self, site: CallSite, next: Next) -> ToolReply | None:
+        """The outermost layer: number, check and answer from the record."""
+
+    async def record(self, site: CallSite, next: Next) -> ToolReply | None:
+        """The layer around the run: recorded as started before, its outcome after."""
+
+    def arrived(self, site: CallSite) -> None:
+        """Number a call as it arrives (before its task starts)."""
+
+    def tape(self, journal: Any) -> None: ...
+
+    def idle(self, probe: Any, waiting: Any, journal: Any) -> None: ...
+
+    def attach(self, control: Callable[[dict[str, Any]], None]) -> None: ...
 
 
 class Bridge:
@@ -36,15 +103,25 @@ class Bridge:
         request_context: Mapping[str, Any],
         code_mode_id: str,
         input_hint: Callable[[str], str] | None = None,
+        journal: CallJournal | None = None,
     ) -> None:
         self._tools = tools
-        self._input_hint = input_hint
-        self._approve = approve
         self._request_context = request_context
         self._code_mode_id = code_mode_id
+        self._journal = journal
         self._tasks: set[asyncio.Task[None]] = set()
         self.logs: list[str] = []
         self.tool_calls = 0
+        # The layers this execution needs, decided once: tracing only when spans are collected.
+        approval = Approval(approve, request_context, can_defer=journal is not None)
+        layers: list[Layer] = [] if journal is None else [journal.replay]
+        layers.append(_allow_list)
+        if tracing():
+            layers.append(_trace(code_mode_id))
+        layers += [_validation(input_hint), approval]
+        if journal is not None:
+            layers.append(journal.record)
+        self._handle = _compose(layers, self._execute)
 
     # ExecutionHost -------------------------------------------------------------------------
     def log(self, text: str) -> None:
@@ -54,74 +131,46 @@ class Bridge:
         self, name: str, args_json: str | None, reply: Callable[[ToolReply], None]
     ) -> None:
         self.tool_calls += 1
-        task = asyncio.create_task(self._call(name, args_json, reply))
+        site = CallSite(name, args_json, self._tools.get(name))
+        if self._journal is not None:
+            self._journal.arrived(site)
+        task = asyncio.create_task(self._call(site, reply))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
+    # DurableHost: the worker's journal goes to the execution's journal ----------------------
+    def record(self, journal: Any) -> None:
+        if self._journal is not None:
+            self._journal.tape(journal)
+
+    def idle(self, probe: Any, waiting: Any, journal: Any) -> None:
+        if self._journal is not None:
+            self._journal.idle(probe, waiting, journal)
+
+    def attach(self, control: Callable[[dict[str, Any]], None]) -> None:
+        if self._journal is not None:
+            self._journal.attach(control)
+
     # ---------------------------------------------------------------------------------------
-    async def _call(
-        self, name: str, args_json: str | None, reply: Callable[[ToolReply], None]
-    ) -> None:
-        tool = self._tools.get(name)
-        if tool is None:  # the runner checks too; a forged name never reaches a tool
-            reply(
-                ToolReply(
-                    False,
-                    error_message=f"external_{name} is not defined",
-                    error_name="ReferenceError",
-                )
-            )
-            return
-        started = time.perf_counter()
-        with span(
-            f"codemode.tool_call {tool.id}",
-            {"codemode.tool.id": tool.id, "codemode.id": self._code_mode_id},
-        ) as current:
-            outcome = "ok"
-            try:
-                value = await self._run(name, tool, args_json)
-                answer = ToolReply(True, value=value)
-            except asyncio.CancelledError:
-                outcome = "cancelled"
-                raise
-            except Exception as exc:  # every tool failure reaches the program as an Error
-                outcome = "error"
-                answer = ToolReply(False, error_message=_message(exc), error_name=_error_name(exc))
-            finally:
-                if current is not None:
-                    current.set_attribute("codemode.tool.outcome", outcome)
-                    current.set_attribute(
-                        "codemode.tool.duration_ms", (time.perf_counter() - started) * 1000
-                    )
-        reply(answer)
+    async def _call(self, site: CallSite, reply: Callable[[ToolReply], None]) -> None:
+        answer = await self._handle(site)
+        if answer is not None:
+            reply(answer)
 
-    async def _run(self, name: str, tool: Tool, args_json: str | None) -> Any:
+    async def _execute(self, site: CallSite) -> ToolReply:
+        """The innermost layer: run the tool on the validated input."""
+        assert site.tool is not None
+        context = ToolContext(
+            self._request_context,
+            site.tool.id,
+            self._code_mode_id,
+            execution_id=site.execution_id,
+            idempotency_key=site.idempotency_key,
+        )
         try:
-            raw = {} if args_json is None else json.loads(args_json)
-        except ValueError:  # the runner relays the text as the program sent it: maybe forged
-            raise TypeError(f"The input of tool {tool.id} is not JSON.") from None
-        try:
-            validated = tool.validate_input(raw)
-        except ToolValidationError as exc:
-            if self._input_hint is None:
-                raise
-            # The expected input in one line, so the model can fix the call without looking
-            # back at its instructions.
-            raise ToolValidationError(f"{exc}\nExpected: {self._input_hint(name)}") from None
-        if tool.require_approval:
-            call = ToolCall(tool.id, validated, self._request_context)
-            if not await self._approved(call):
-                raise ApprovalDeniedError(f"Tool {tool.id} requires approval and was not approved")
-        context = ToolContext(self._request_context, tool.id, self._code_mode_id)
-        return await tool.run(validated, context)
-
-    async def _approved(self, call: ToolCall) -> bool:
-        if self._approve is None:
-            return False
-        answer = self._approve(call)
-        if inspect.isawaitable(answer):
-            answer = await answer
-        return answer is True
+            return ToolReply(True, value=await site.tool.run(site.input, context))
+        except Exception as exc:  # every tool failure reaches the program as an Error
+            return failure(exc)
 
     async def aclose(self) -> None:
         """Cancel tool calls still running and wait for them to finish cancelling."""
@@ -130,6 +179,139 @@ class Bridge:
             task.cancel()
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def _compose(layers: Sequence[Layer], last: Next) -> Next:
+    handler = last
+    for layer in reversed(layers):  # a partial is called without a frame of its own
+        handler = functools.partial(cast(Any, layer), next=handler)
+    return handler
+
+
+# -- layers ------------------------------------------------------------------------------------
+async def _allow_list(site: CallSite, next: Next) -> ToolReply | None:
+    if site.tool is None:  # the runner checks too; a forged name never reaches a tool
+        return ToolReply(
+            False, error_message=f"external_{site.name} is not defined", error_name="ReferenceError"
+        )
+    return await next(site)
+
+
+def _trace(code_mode_id: str) -> Layer:
+    async def trace(site: CallSite, next: Next) -> ToolReply | None:
+        assert site.tool is not None
+        started = time.perf_counter()
+        with span(
+            f"codemode.tool_call {site.tool.id}",
+            {"codemode.tool.id": site.tool.id, "codemode.id": code_mode_id},
+        ) as current:
+            outcome = "cancelled"
+            try:
+                answer = await next(site)
+                outcome = "deferred" if answer is None else "ok" if answer.ok else "error"
+                return answer
+            finally:
+                if current is not None:
+                    current.set_attribute("codemode.tool.outcome", outcome)
+                    current.set_attribute(
+                        "codemode.tool.duration_ms", (time.perf_counter() - started) * 1000
+                    )
+
+    return trace
+
+
+def _validation(input_hint: Callable[[str], str] | None) -> Layer:
+    async def validate(site: CallSite, next: Next) -> ToolReply | None:
+        assert site.tool is not None
+        try:
+            raw = {} if site.args_json is None else json.loads(site.args_json)
+        except ValueError:  # the runner relays the text as the program sent it: maybe forged
+            return ToolReply(
+                False,
+                error_message=f"The input of tool {site.tool.id} is not JSON.",
+                error_name="TypeError",
+            )
+        try:
+            site.input = site.tool.validate_input(raw)
+        except ToolValidationError as exc:
+            if input_hint is not None:
+                # The expected input in one line, so the model can fix the call without
+                # looking back at its instructions.
+                exc = ToolValidationError(f"{exc}\nExpected: {input_hint(site.name)}")
+            return failure(exc)
+        except Exception as exc:
+            return failure(exc)
+        return await next(site)
+
+    return validate
+
+
+class Approval:
+    """The approval layer: a call to a tool whose ``require_approval`` applies runs only if
+    ``approve`` answers True. False or a reason denies it; None defers it when the execution
+    can pause (it has a store), and denies it otherwise, as it always has."""
+
+    def __init__(
+        self, approve: Approve | None, request_context: Mapping[str, Any], *, can_defer: bool
+    ) -> None:
+        self._approve = approve
+        self._request_context = request_context
+        self._can_defer = can_defer
+
+    async def __call__(self, site: CallSite, next: Next) -> ToolReply | None:
+        tool = site.tool
+        assert tool is not None
+        if (
+            tool.require_approval is not False
+            and not site.decided
+            and tool.needs_approval(site.input)
+        ):
+            try:
+                answer = await self._ask(site)
+            except Exception as exc:
+                return failure(exc)
+            if answer is None and self._can_defer:
+                return None
+            if answer is not True:
+                return denial(tool.id, answer if isinstance(answer, str) else None)
+        return await next(site)
+
+    async def _ask(self, site: CallSite) -> ApprovalAnswer:
+        if self._approve is None:
+            return None
+        assert site.tool is not None
+        call = ToolCall(
+            site.tool.id,
+            site.input,
+            self._request_context,
+            execution_id=site.execution_id,
+            call_id=_call_id(site),
+        )
+        answer = self._approve(call)
+        if inspect.isawaitable(answer):
+            answer = await answer
+        if answer is True or answer is None or (isinstance(answer, str) and answer.strip()):
+            return answer
+        return False  # anything else is a no
+
+
+def _call_id(site: CallSite) -> str | None:
+    if site.step is None or site.input_hash is None:
+        return None
+    return call_id(site.step, site.input_hash)
+
+
+def denial(tool_id: str, reason: str | None) -> ToolReply:
+    """What the program gets for a call that was not approved."""
+    message = f"Tool {tool_id} requires approval and was not approved"
+    if reason:
+        message += f": {reason}"
+    return ToolReply(False, error_message=message, error_name="ApprovalDeniedError")
+
+
+def failure(exc: BaseException) -> ToolReply:
+    """A Python exception as the Error the program sees."""
+    return ToolReply(False, error_message=_message(exc), error_name=_error_name(exc))
 
 
 def _error_name(exc: BaseException) -> str:

@@ -10,8 +10,10 @@ import json
 import logging
 import threading
 import time
+import uuid
 from collections.abc import Coroutine, Mapping, Sequence
 from concurrent.futures import Future
+from datetime import timedelta
 from typing import Any, Literal, NamedTuple, TypeVar
 
 import pydantic
@@ -31,14 +33,28 @@ from .discovery import (
 )
 from .discovery._discovery import DEFAULT_LIMIT
 from .discovery._tools import discovery_tool_names, make_discovery_tools, program_handlers
-from .languages import Language, ProgramChecker, TypeCheckerError, get_language
+from .durable import Journal, fingerprint, fingerprint_changes
+from .durable._journal import paused_error
+from .languages import Language, Program, ProgramChecker, TypeCheckerError, get_language
 from .sandboxes._base import ExecutionLimits, Job, Sandbox, SandboxError
+from .stores._base import (
+    Decision,
+    ExecutionStore,
+    ExecutionStoreError,
+    NewExecution,
+    new_owner,
+    seconds,
+)
 
 __all__ = ["CodeMode", "CodeModeTool", "create_code_mode", "create_code_mode_instructions"]
 
 _log = logging.getLogger("codemode")
 
 DEFAULT_TIMEOUT_MS = 30_000
+DEFAULT_PAUSE_TTL = timedelta(hours=24)
+# A pass holds its execution for its timeout plus this: past it, another process may take it
+# over (a crashed owner on the same host is seen at once, without waiting).
+LEASE_GRACE_S = 30.0
 
 ToolsInput = Mapping[str, Tool] | Sequence[Tool]
 DiscoveryMode = bool | Literal["auto"]
@@ -95,6 +111,8 @@ class CodeModeTool(Tool):
         instructions: str,
         declarations: str,
         checker: ProgramChecker | None,
+        store: ExecutionStore | None = None,
+        pause_ttl: float = DEFAULT_PAUSE_TTL.total_seconds(),
         catalog: Catalog | None = None,
         discovery: bool = False,
         max_model_output_chars: int = DEFAULT_MAX_MODEL_OUTPUT_CHARS,
@@ -115,6 +133,8 @@ class CodeModeTool(Tool):
         self.instructions = instructions
         self.declarations = declarations
         self.checker = checker
+        self.store = store
+        self.pause_ttl = pause_ttl
         self._hints: dict[str, str] = {}  # tool name -> its input hint, made on first use
         # Discovery: a view over ``self.tools`` as it is at each search (never a stale one).
         self.catalog = catalog or Catalog(self.tools, self.language)
@@ -231,6 +251,8 @@ class CodeModeTool(Tool):
             if failure is not None:
                 return failure, 0
         program = self.language.prepare(code)
+        if self.store is not None:
+            return await self._start_durable(code, program, request_context)
         tools = self._program_tools()
         job = Job(
             program.source,
@@ -246,6 +268,10 @@ class CodeModeTool(Tool):
             code_mode_id=self.id,
             input_hint=self._input_hint,
         )
+        return await self._drive(job, bridge, code), bridge.tool_calls
+
+    async def _drive(self, job: Job, bridge: Bridge, code: str) -> CodeModeToolResult:
+        """Run ``job`` in the sandbox to its result, with the timeout; no tool call outlives it."""
         try:
             try:
                 async with asyncio.timeout(self.timeout_ms / 1000):
@@ -259,23 +285,215 @@ class CodeModeTool(Tool):
                 f"The program did not finish within the timeout of {self.timeout_ms} ms; "
                 "make it do less work or run independent calls in parallel with "
                 f"{self.language.parallel_calls}.",
-            ), bridge.tool_calls
+            )
         except SandboxError as exc:
-            return self._failed(bridge, exc.name, exc.message), bridge.tool_calls
+            return self._failed(bridge, exc.name, exc.message)
         if not outcome.ok:
             error = outcome.error and self._with_hint(outcome.error, code)
-            return CodeModeToolResult(
-                success=False, logs=bridge.logs, error=error
-            ), bridge.tool_calls
+            return CodeModeToolResult(success=False, logs=bridge.logs, error=error)
         if outcome.result_json is None:  # the program returned nothing: no result at all
-            return CodeModeToolResult(success=True, logs=bridge.logs), bridge.tool_calls
+            return CodeModeToolResult(success=True, logs=bridge.logs)
         try:
             result = _strict_json(outcome.result_json)
         except ValueError:  # the result text comes from the sandbox: a program can forge it
             return self._failed(
                 bridge, "ProtocolError", "The sandbox returned a result that is not valid JSON."
-            ), bridge.tool_calls
-        return CodeModeToolResult(success=True, result=result, logs=bridge.logs), bridge.tool_calls
+            )
+        return CodeModeToolResult(success=True, result=result, logs=bridge.logs)
+
+    # -- durable executions (with a store) ------------------------------------------------------
+    def _lease(self) -> float:
+        return self.timeout_ms / 1000 + LEASE_GRACE_S
+
+    async def _start_durable(
+        self, code: str, program: Program, request_context: Mapping[str, Any]
+    ) -> tuple[CodeModeToolResult, int]:
+        assert self.store is not None
+        execution_id = uuid.uuid4().hex
+        owner = new_owner()
+        execution = NewExecution(
+            execution_id=execution_id,
+            code_mode_id=self.id,
+            code=code,
+            fingerprint=fingerprint(self.id, program, self.tools),
+            pause_ttl=self.pause_ttl,
+        )
+        try:
+            await self.store.create(execution, owner=owner, lease=self._lease())
+        except Exception as exc:
+            _log.warning("could not record a new execution in %r", self.store, exc_info=True)
+            return _refused(None, "ExecutionStoreError", f"The execution store failed: {exc}"), 0
+        journal = self._journal(execution_id, owner, None)
+        return await self._run_pass(code, program, journal, request_context)
+
+    def _journal(self, execution_id: str, owner: str, state: Any) -> Journal:
+        assert self.store is not None
+        return Journal(
+            store=self.store,
+            execution_id=execution_id,
+            owner=owner,
+            tools=self._program_tools(),
+            max_concurrent_calls=self.limits.max_concurrent_tool_calls,
+            state=state,
+        )
+
+    async def _run_pass(
+        self, code: str, program: Program, journal: Journal, request_context: Mapping[str, Any]
+    ) -> tuple[CodeModeToolResult, int]:
+        """One pass of a durable execution: replay what was recorded, go live, and end
+        completed, failed or paused, as the store records it."""
+        tools = self._program_tools()
+        job = Job(
+            program.source,
+            program.line_offset,
+            tuple(tools),
+            self.limits,
+            last_line=program.last_line,
+            durable=journal.replay_run,
+        )
+        bridge = Bridge(
+            tools,
+            approve=self.approve,
+            request_context=request_context,
+            code_mode_id=self.id,
+            input_hint=self._input_hint,
+            journal=journal,
+        )
+        outcome = await self._drive(job, bridge, code)
+        journal.detach()  # the sandbox is done with this execution: no more probes or stops
+        result = self._pass_result(outcome, journal, bridge)
+        status: Literal["paused", "completed", "failed"] = (
+            "paused" if result.status == "paused" else "completed" if result.success else "failed"
+        )
+        try:
+            await journal.finish(status, result.to_json())
+        except Exception as exc:
+            _log.warning("could not record the end of execution %s", journal.execution_id)
+            if status == "paused":  # not recorded as paused: it could not be resumed
+                name = getattr(exc, "name", "ExecutionStoreError")
+                return _refused(
+                    journal.execution_id,
+                    name if isinstance(name, str) else "ExecutionStoreError",
+                    f"The program paused, but the pause could not be recorded ({exc}).",
+                ), bridge.tool_calls
+        return result, bridge.tool_calls
+
+    def _pass_result(
+        self, result: CodeModeToolResult, journal: Journal, bridge: Bridge
+    ) -> CodeModeToolResult:
+        execution_id = journal.execution_id
+        if journal.failure is not None:
+            return CodeModeToolResult(
+                success=False, logs=bridge.logs, error=journal.failure, execution_id=execution_id
+            )
+        if journal.paused:
+            return CodeModeToolResult(
+                success=False,
+                status="paused",
+                logs=bridge.logs,
+                error=paused_error(execution_id, journal),
+                execution_id=execution_id,
+                pending=journal.pending(),
+            )
+        if result.success and not journal.replay_complete:
+            result = CodeModeToolResult(
+                success=False, logs=bridge.logs, error=journal.unreached_error()
+            )
+        waiting = journal.pending()
+        if result.error is not None and result.error.name == "TimeoutError" and waiting:
+            result.error.message += (
+                f" {len(waiting)} call(s) were waiting for a decision, but the program never "
+                "became idle to pause (a timer or interval was still pending)."
+            )
+        return result.model_copy(update={"execution_id": execution_id})
+
+    async def resume(
+        self,
+        execution_id: str,
+        decisions: Mapping[str, Decision] | None = None,
+        *,
+        request_context: Mapping[str, Any] | None = None,
+    ) -> CodeModeToolResult:
+        """Continue a paused execution: apply ``decisions`` (``{call_id: True | False |
+        "reason"}``, checked and applied atomically), run the program again with every recorded
+        outcome replayed (no recorded call runs twice), and return its result: completed,
+        failed, or paused again on calls still undecided. An execution that is not paused
+        (already resumed, running, expired, unknown) or whose program or tools changed gets a
+        failed result and nothing runs. Never raises for those; raises ``TypeError`` for
+        arguments of the wrong type."""
+        if self.store is None:
+            raise RuntimeError(
+                "resume() needs a store: create the code tool with "
+                "create_code_mode(..., store=SqliteStore(path))"
+            )
+        if not isinstance(execution_id, str):
+            raise TypeError(f"execution_id must be a str, got {type(execution_id).__name__}")
+        if decisions is not None and not isinstance(decisions, Mapping):
+            raise TypeError(
+                "decisions must be a mapping of call_id -> True | False | reason, "
+                f"got {type(decisions).__name__}"
+            )
+        with span(
+            f"codemode.resume {self.id}",
+            {"codemode.id": self.id, "codemode.execution_id": execution_id},
+        ) as current:
+            result, calls = await self._resume(
+                execution_id, dict(decisions or {}), dict(request_context or {})
+            )
+            if current is not None:
+                current.set_attribute("codemode.status", result.status)
+                current.set_attribute("codemode.tool_calls", calls)
+        return result
+
+    async def _resume(
+        self,
+        execution_id: str,
+        decisions: dict[str, Decision],
+        request_context: Mapping[str, Any],
+    ) -> tuple[CodeModeToolResult, int]:
+        assert self.store is not None
+        try:
+            stored = await self.store.get(execution_id)
+            if stored is not None and stored.status in ("paused", "running"):
+                program = self.language.prepare(stored.code)
+                changes = fingerprint_changes(
+                    stored.fingerprint, fingerprint(self.id, program, self.tools)
+                )
+                if changes:
+                    return _refused(
+                        execution_id,
+                        "ProgramChangedError",
+                        f"Execution {execution_id} cannot resume: {'; '.join(changes)}. A resume "
+                        "runs the recorded program again against the same tools, so nothing "
+                        "ran. Resume it with the code tool it paused in, or start a new "
+                        "execution.",
+                    ), 0
+            owner = new_owner()
+            state = await self.store.claim(
+                execution_id, owner=owner, lease=self._lease(), decisions=decisions
+            )
+        except ExecutionStoreError as exc:
+            return _refused(execution_id, exc.name, exc.message), 0
+        except Exception as exc:  # the store itself failed (a lost database, a full disk)
+            _log.warning("could not resume %s from %r", execution_id, self.store, exc_info=True)
+            return _refused(
+                execution_id, "ExecutionStoreError", f"The execution store failed: {exc}"
+            ), 0
+        program = self.language.prepare(state.code)
+        journal = self._journal(execution_id, owner, state)
+        return await self._run_pass(state.code, program, journal, request_context)
+
+    def resume_sync(
+        self,
+        execution_id: str,
+        decisions: Mapping[str, Decision] | None = None,
+        *,
+        request_context: Mapping[str, Any] | None = None,
+    ) -> CodeModeToolResult:
+        """``resume`` for callers without an event loop."""
+        return _background_loop().run(
+            self.resume(execution_id, decisions, request_context=request_context)
+        )
 
     def _input_hint(self, name: str) -> str:
         hint = self._hints.get(name)
@@ -330,6 +548,12 @@ class CodeModeTool(Tool):
         """``execute`` for callers without an event loop (runs on a background loop that keeps
         the sandbox's processes warm between calls)."""
         return _background_loop().run(self.execute(input, request_context=request_context))
+
+
+def _refused(execution_id: str | None, name: str, message: str) -> CodeModeToolResult:
+    return CodeModeToolResult(
+        success=False, error=CodeModeError(name=name, message=message), execution_id=execution_id
+    )
 
 
 def _reject_constant(name: str) -> Any:
@@ -552,6 +776,8 @@ def create_code_mode(
     max_result_bytes: int = ExecutionLimits.max_result_bytes,
     max_workers: int = ExecutionLimits.max_workers,
     typecheck: bool | ProgramChecker = False,
+    store: ExecutionStore | None = None,
+    pause_ttl: timedelta | float = DEFAULT_PAUSE_TTL,
     discovery: DiscoveryMode = "auto",
     pinned: Sequence[str] = (),
     search: SearchFunction | None = None,
@@ -576,6 +802,12 @@ def create_code_mode(
     ``search(query, tools) -> ranked names`` (sync or async). The model sees at most
     ``max_model_output_chars`` characters of a result (cut structurally, with markers); the
     Python result keeps the full value.
+
+    ``store`` (e.g. ``SqliteStore(path)``) makes executions durable: every tool call is
+    recorded, ``approve`` may answer None to defer a call, and a program whose calls wait for a
+    person pauses (``status="paused"``) until ``tool.resume(execution_id, decisions)``, in this
+    process or another; calls already made are replayed, never repeated. A paused execution
+    expires after ``pause_ttl`` (a timedelta or seconds).
     """
     if sandbox is None:
         raise ValueError(
@@ -611,6 +843,18 @@ def create_code_mode(
             f"max_model_output_chars must be an int of at least {MIN_MODEL_OUTPUT_CHARS}, "
             f"got {max_model_output_chars!r}"
         )
+    if store is not None:
+        if not isinstance(store, ExecutionStore):
+            raise TypeError(
+                "store must be an ExecutionStore (e.g. SqliteStore(path)), "
+                f"got {type(store).__name__}"
+            )
+        if not sandbox.supports_durable:
+            raise ValueError(
+                f"{type(sandbox).__name__} cannot pause and resume programs; use store= with "
+                "DenoSandbox or LocalSandbox"
+            )
+    ttl = seconds(pause_ttl, "pause_ttl")
     named = _named_tools(tools, language)
     catalog = Catalog(named, language, search=search)
     plan = _plan_instructions(
@@ -644,6 +888,8 @@ def create_code_mode(
         instructions=plan.instructions,
         declarations=plan.declarations,
         checker=checker,
+        store=store,
+        pause_ttl=ttl,
         catalog=catalog,
         discovery=plan.discovery,
         max_model_output_chars=max_model_output_chars,

@@ -4,11 +4,15 @@
 ``None``) and is kept; a program that returned nothing (``undefined``) has no ``result`` at all.
 The model-facing JSON (``to_json()``, MCP, the adapters) keeps that difference, and the JSON
 Schema that MCP clients see describes each field in plain sentences.
+
+An execution with a store may also pause: then ``status`` is ``"paused"`` and
+``execution_id`` and ``pending`` say what waits. Only a paused result shows ``status`` and
+``pending``, so results of executions without a store keep the spec's exact shape.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -18,12 +22,16 @@ from pydantic import (
     SerializationInfo,
     SerializerFunctionWrapHandler,
     model_serializer,
+    model_validator,
 )
 from pydantic.json_schema import SkipJsonSchema
 
 from ._model_output import DEFAULT_MAX_MODEL_OUTPUT_CHARS, bound_result_payload
 
-__all__ = ["CodeModeError", "CodeModeToolResult"]
+__all__ = ["CodeModeError", "CodeModeToolResult", "ExecutionStatus", "PendingCall", "PendingKind"]
+
+ExecutionStatus = Literal["completed", "failed", "paused"]
+PendingKind = Literal["approval", "in_doubt"]
 
 
 def _no_default(schema: dict[str, Any]) -> None:
@@ -61,6 +69,38 @@ class CodeModeError(BaseModel):
     )
 
 
+class PendingCall(BaseModel):
+    """A call a paused execution waits on. ``kind`` is ``"approval"`` (a person must approve or
+    deny it) or ``"in_doubt"`` (it was running when its host stopped: an operator decides
+    whether to run it again). ``call_id`` is the key for ``resume(decisions=...)``; it names
+    the call's step and input, so a decision can never apply to another call."""
+
+    model_config = ConfigDict(
+        title="PendingCall",
+        json_schema_extra={"description": "A tool call that waits for a person's decision."},
+    )
+
+    call_id: str = Field(description="The key a decision for this call is given under.")
+    tool_id: str = Field(description="The tool the program called.")
+    input: Any = Field(
+        default=None,
+        description="The input the program passed.",
+        json_schema_extra=_any_json_value,
+    )
+    line: int | SkipJsonSchema[None] = Field(
+        default=None,
+        description="The line of the program that made the call.",
+        json_schema_extra=_no_default,
+    )
+    kind: PendingKind = Field(
+        default="approval",
+        description=(
+            "approval: the call waits for a person to approve or deny it; in_doubt: it was "
+            "running when its host stopped, and a person decides whether to run it again."
+        ),
+    )
+
+
 class CodeModeToolResult(BaseModel):
     """What one execution produced. ``model_dump(exclude_none=True)`` gives the spec's
     ``CodeModeToolResult``: ``result`` is absent when the program returned ``undefined`` and
@@ -74,6 +114,15 @@ class CodeModeToolResult(BaseModel):
     )
 
     success: bool = Field(description="Whether the program ran to the end without an error.")
+    status: ExecutionStatus = Field(
+        default="completed",
+        description=(
+            "paused when tool calls wait for a person's decision (then the program has not "
+            "finished: do not run it again); shown only when paused."
+        ),
+        exclude_if=lambda status: status != "paused",
+        json_schema_extra=_no_default,
+    )
     result: Any = Field(
         default=None,
         description=(
@@ -90,6 +139,22 @@ class CodeModeToolResult(BaseModel):
         description="Why the program failed; present only when success is false.",
         json_schema_extra=_no_default,
     )
+    execution_id: str | SkipJsonSchema[None] = Field(
+        default=None,
+        description="The durable execution this result belongs to (with a store only).",
+        json_schema_extra=_no_default,
+    )
+    pending: list[PendingCall] = Field(
+        default_factory=list,
+        description="The tool calls a paused execution waits on; shown only when paused.",
+        exclude_if=lambda calls: not calls,
+    )
+
+    @model_validator(mode="after")
+    def _derive_status(self) -> CodeModeToolResult:
+        if "status" not in self.model_fields_set:
+            self.status = "completed" if self.success else "failed"
+        return self
 
     # No return annotation: pydantic would take it for the JSON Schema of what this serialises
     # to, and MCP clients would see ``{}`` instead of the fields.

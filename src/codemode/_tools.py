@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import logging
 import typing
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
@@ -20,8 +21,12 @@ import pydantic
 import pydantic_core
 
 __all__ = [
+    "ApprovalAnswer",
+    "Approve",
+    "RequireApproval",
     "Schema",
     "Tool",
+    "ToolCall",
     "ToolContext",
     "ToolValidationError",
     "create_tool",
@@ -35,13 +40,23 @@ class ToolValidationError(Exception):
     name = "ValidationError"
 
 
+_log = logging.getLogger("codemode")
+
+
 @dataclass(frozen=True)
 class ToolContext:
-    """What a tool learns about the call besides its input."""
+    """What a tool learns about the call besides its input.
+
+    In an execution with a store, ``execution_id`` names the execution and ``idempotency_key``
+    (``<execution_id>:<step>``) is the same every time this call is attempted, so a tool that
+    talks to an API which deduplicates requests can pass it on.
+    """
 
     request_context: Mapping[str, Any] = field(default_factory=dict)
     tool_id: str = ""
     code_mode_id: str | None = None
+    execution_id: str | None = None
+    idempotency_key: str | None = None
 
 
 class Schema:
@@ -111,6 +126,9 @@ def _format_pydantic_errors(exc: pydantic.ValidationError) -> str:
 
 ToolExecute = Callable[..., Any]
 
+RequireApproval = bool | Callable[[Any], bool]
+"""``True``, ``False``, or a predicate on the validated input (``lambda inp: inp.amount > 100``)."""
+
 
 class Tool:
     """A function the program can call as ``external_<name>``, validated on the way in and out.
@@ -131,15 +149,22 @@ class Tool:
         input_schema: Any,
         execute: ToolExecute,
         output_schema: Any = None,
-        require_approval: bool = False,
+        require_approval: RequireApproval = False,
+        idempotent: bool = False,
     ) -> None:
         if not isinstance(id, str) or not id:
             raise ValueError("a tool needs a non-empty string id")
         if not callable(execute):
             raise TypeError(f"tool {id!r}: execute must be callable, got {type(execute).__name__}")
+        if not isinstance(require_approval, bool) and not callable(require_approval):
+            raise TypeError(
+                f"tool {id!r}: require_approval must be True, False or a predicate on the "
+                f"validated input, got {type(require_approval).__name__}"
+            )
         self.id = id
         self.description = description
         self.require_approval = require_approval
+        self.idempotent = idempotent
         self._input = input_schema if isinstance(input_schema, Schema) else Schema(input_schema)
         self._output: Schema | None
         if output_schema is None or isinstance(output_schema, Schema):
@@ -154,6 +179,23 @@ class Tool:
 
     def __repr__(self) -> str:
         return f"Tool(id={self.id!r})"
+
+    @property
+    def may_require_approval(self) -> bool:
+        """Whether some call of this tool may need approval (always, or when its predicate says)."""
+        return self.require_approval is not False
+
+    def needs_approval(self, validated_input: Any) -> bool:
+        """Whether this call needs approval. A predicate that raises is taken as a yes: a
+        broken rule must not let a gated call through."""
+        rule = self.require_approval
+        if isinstance(rule, bool):
+            return rule
+        try:
+            return bool(rule(validated_input))
+        except Exception:
+            _log.warning("require_approval predicate of tool %s failed", self.id, exc_info=True)
+            return True
 
     @property
     def input_schema(self) -> dict[str, Any]:
@@ -237,9 +279,15 @@ def create_tool(
     input_schema: Any,
     execute: ToolExecute,
     output_schema: Any = None,
-    require_approval: bool = False,
+    require_approval: RequireApproval = False,
+    idempotent: bool = False,
 ) -> Tool:
-    """Create a tool from schemas and a function (the spec's ``createTool``)."""
+    """Create a tool from schemas and a function (the spec's ``createTool``).
+
+    ``require_approval`` is ``True`` or a predicate on the validated input; ``idempotent=True``
+    says running a call twice is harmless, so a call left in doubt by a crash is run again
+    instead of waiting for an operator.
+    """
     return Tool(
         id=id,
         description=description,
@@ -247,6 +295,7 @@ def create_tool(
         output_schema=output_schema,
         execute=execute,
         require_approval=require_approval,
+        idempotent=idempotent,
     )
 
 
@@ -259,7 +308,8 @@ def tool(
     *,
     id: str | None = None,
     description: str | None = None,
-    require_approval: bool = False,
+    require_approval: RequireApproval = False,
+    idempotent: bool = False,
 ) -> Callable[[Callable[..., Any]], Tool]: ...
 
 
@@ -269,7 +319,8 @@ def tool(
     *,
     id: str | None = None,
     description: str | None = None,
-    require_approval: bool = False,
+    require_approval: RequireApproval = False,
+    idempotent: bool = False,
 ) -> Tool | Callable[[Callable[..., Any]], Tool]:
     """Build a tool from a typed function: parameters become the input object, the return
     annotation the output schema, the docstring the description, the name the id.
@@ -279,14 +330,23 @@ def tool(
 
     def build(func: Callable[..., Any]) -> Tool:
         return _tool_from_function(
-            func, id=id, description=description, require_approval=require_approval
+            func,
+            id=id,
+            description=description,
+            require_approval=require_approval,
+            idempotent=idempotent,
         )
 
     return build(fn) if fn is not None else build
 
 
 def _tool_from_function(
-    func: Callable[..., Any], *, id: str | None, description: str | None, require_approval: bool
+    func: Callable[..., Any],
+    *,
+    id: str | None,
+    description: str | None,
+    require_approval: RequireApproval,
+    idempotent: bool,
 ) -> Tool:
     hints = typing.get_type_hints(func, include_extras=True)
     sig = inspect.signature(func)
@@ -336,16 +396,24 @@ def _tool_from_function(
         output_schema=output_schema,
         execute=execute,
         require_approval=require_approval,
+        idempotent=idempotent,
     )
 
 
-Approve = Callable[["ToolCall"], bool | Awaitable[bool]]
+ApprovalAnswer = bool | str | None
+"""``True`` runs the call; ``False`` or a reason string denies it; ``None`` defers it (with a
+store the execution pauses until a person decides; without one it is a denial)."""
+
+Approve = Callable[["ToolCall"], ApprovalAnswer | Awaitable[ApprovalAnswer]]
 
 
 @dataclass(frozen=True)
 class ToolCall:
-    """One call a program made, as an approval callback sees it."""
+    """One call a program made, as an approval callback sees it. In an execution with a store,
+    ``execution_id`` and ``call_id`` name the call as ``resume(decisions=...)`` does."""
 
     tool_id: str
     input: Any
     request_context: Mapping[str, Any] = field(default_factory=dict)
+    execution_id: str | None = None
+    call_id: str | None = None

@@ -13,7 +13,12 @@ try:
 except ImportError:  # pragma: no cover - exercised when the extra is absent
     _trace = None  # type: ignore[assignment]
 
-__all__ = ["span"]
+__all__ = ["span", "tracing"]
+
+
+def tracing() -> bool:
+    """Whether spans are collected now (an SDK provider is installed)."""
+    return _trace is not None and not isinstance(_trace.get_tracer_provider(), _NO_SDK)
 
 
 @contextlib.contextmanager

@@ -49,7 +49,7 @@ def to_langchain(
     Both ``invoke`` and ``ainvoke`` work; ``invoke`` runs on codemode's background event loop.
     A tool created with ``require_approval=True`` is refused: LangChain has no approval step.
     """
-    if tool.require_approval:
+    if tool.may_require_approval:
         raise ValueError(
             f"tool {tool.id!r} requires approval, but a LangChain tool has no approval step and "
             "would run unapproved; expose it through a code tool "

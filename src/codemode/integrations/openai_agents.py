@@ -66,7 +66,7 @@ def to_openai_agents(
         params_json_schema=function_parameters(tool),
         on_invoke_tool=on_invoke_tool,
         strict_json_schema=strict_json_schema,
-        needs_approval=tool.require_approval,
+        needs_approval=tool.may_require_approval,
     )
 
 

@@ -60,7 +60,7 @@ def to_pydantic_ai(
         takes_ctx=True,
     )
     # A tool that needs approval gets pydantic-ai's own approval step (DeferredToolRequests).
-    converted.requires_approval = tool.require_approval
+    converted.requires_approval = tool.may_require_approval
     return converted
 
 

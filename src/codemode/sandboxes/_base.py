@@ -17,6 +17,8 @@ from .._result import CodeModeError
 from ..languages import Language, get_language
 
 __all__ = [
+    "DurableHost",
+    "DurableRun",
     "ExecutionHost",
     "ExecutionLimits",
     "Job",
@@ -40,15 +42,27 @@ class ExecutionLimits:
 
 
 @dataclass(frozen=True)
+class DurableRun:
+    """What the worker replays before it goes live, in a durable execution: the order of
+    events (``s<id>`` settled calls, ``t<id>`` fired timers, ``a<id>`` finished operations) and
+    the clock and random values, as ``[kind, value]``, that earlier passes recorded."""
+
+    events: tuple[str, ...] = ()
+    values: tuple[Any, ...] = ()
+
+
+@dataclass(frozen=True)
 class Job:
     """One program to run: the module source, its line offset and the allowed tool names.
-    ``last_line`` is the last line of the model's code (see ``Program``)."""
+    ``last_line`` is the last line of the model's code (see ``Program``). ``durable`` is set
+    for a durable execution (then the host is a ``DurableHost``)."""
 
     source: str
     line_offset: int
     tools: tuple[str, ...]
     limits: ExecutionLimits
     last_line: int | None = None
+    durable: DurableRun | None = None
 
 
 @dataclass(frozen=True)
@@ -92,6 +106,21 @@ class ExecutionHost(Protocol):
         """Record one line of program output."""
 
 
+class DurableHost(ExecutionHost, Protocol):
+    """The host of a durable execution, which also hears the worker's journal. Everything the
+    worker reports is untrusted data (the program's own), used only to replay it."""
+
+    def record(self, journal: Any) -> None:
+        """The worker's journal since its last report (sent with a call, before it)."""
+
+    def idle(self, probe: Any, waiting: Any, journal: Any) -> None:
+        """The worker's answer to ``probe``: nothing left to do but wait on ``waiting`` calls."""
+
+    def attach(self, control: Callable[[dict[str, Any]], None]) -> None:
+        """How the host talks to the running program: ``{"t": "probe", "n": n}`` asks whether
+        it is idle, ``{"t": "stop"}`` ends it (the sandbox then returns its outcome)."""
+
+
 class Sandbox(abc.ABC):
     """Where programs run. Implementations: ``DenoSandbox`` (isolated) and ``LocalSandbox``.
 
@@ -103,6 +132,12 @@ class Sandbox(abc.ABC):
     def language(self) -> Language:
         """The language of the programs this sandbox runs."""
         return get_language("typescript")
+
+    @property
+    def supports_durable(self) -> bool:
+        """Whether this sandbox runs durable jobs (``Job.durable``): its worker records and
+        replays, and it relays the journal to a ``DurableHost``."""
+        return False
 
     @abc.abstractmethod
     async def execute(self, job: Job, host: ExecutionHost) -> Outcome:

@@ -24,12 +24,12 @@ from collections import deque
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import psutil
 
 from .._result import CodeModeError
-from ._base import ExecutionHost, Job, Outcome, Sandbox, SandboxError, ToolReply
+from ._base import DurableHost, ExecutionHost, Job, Outcome, Sandbox, SandboxError, ToolReply
 
 __all__ = ["DenoSandbox"]
 
@@ -296,6 +296,19 @@ class _DenoProcess:
                 "maxWorkers": limits.max_workers,
             },
         }
+        durable: DurableHost | None = None
+        ended = False
+        if job.durable is not None:  # the worker records (and first replays) its journal
+            message["durable"] = {"events": job.durable.events, "values": job.durable.values}
+            durable = cast(DurableHost, host)  # a durable job comes with a DurableHost
+
+            def control(message: dict[str, Any]) -> None:
+                # Probes and stops are for this execution only: once it has ended, the
+                # process may be running the next one.
+                if not ended and not writer.is_closing():
+                    writer.write(json.dumps(message).encode() + b"\n")
+
+            durable.attach(control)
         writer.write(json.dumps(message).encode() + b"\n")
         in_flight = 0
         calls = 0
@@ -356,12 +369,17 @@ class _DenoProcess:
                         raise SandboxError(
                             "ProtocolError", "The sandbox broke the tool-call limits it was given"
                         )
+                    if durable is not None and "j" in msg:
+                        durable.record(msg["j"])
                     host.start_call(str(msg["n"]), msg.get("a"), reply_to(int(msg["c"])))
                 elif kind == "log":
                     host.log(str(msg["m"]))
                 elif kind == "done":
                     return _outcome(msg)
+                elif kind == "idle" and durable is not None:
+                    durable.idle(msg.get("n"), msg.get("o"), msg.get("j"))
         finally:
+            ended = True
             watchdog.cancel()
 
     async def _watch_memory(self, memory_mb: int, threads: int) -> None:
@@ -702,6 +720,10 @@ class DenoSandbox(Sandbox):
 
     # Subclasses (LocalSandbox) change what the process and the worker may do.
     _host_privileges = False
+
+    @property
+    def supports_durable(self) -> bool:
+        return True  # the runner's worker records and replays (runner.ts, "Durable mode")
 
     def _process_config(self) -> _ProcessConfig:
         if self._deno_dir is None:

@@ -6,8 +6,10 @@
 // socket, or the host's replies for other executions. Everything the worker sends is untrusted
 // data, checked here before it crosses to the host.
 //
-// Host -> runner lines (JSON):  run {source, lineOffset, lastLine?, tools, limits} | ret {c, ok, v | e}
-// Runner -> host lines (JSON):  ready | call {c, n, a?} | log {m} | done {ok, r? | e}
+// Host -> runner lines (JSON):  run {source, lineOffset, lastLine?, tools, limits, durable?}
+//                               | ret {c, ok, v | e} | probe {n} | stop   (probe, stop: durable only)
+// Runner -> host lines (JSON):  ready | call {c, n, a?, j?} | log {m} | done {ok, r? | e}
+//                               | idle {n, o, j}             (durable executions only)
 
 type Json = string | number | boolean | null | Json[] | { [key: string]: Json };
 
@@ -26,6 +28,15 @@ interface RunMessage {
   lastLine?: number; // the last line of the model's code (after it: the wrapper's own lines)
   tools: string[];
   limits: Limits;
+  durable?: DurableRun; // present: record (and first replay) what makes the run nondeterministic
+}
+
+// What an earlier pass of a durable execution recorded: the order of events (settled calls
+// "s<id>", fired timers "t<id>", finished async operations "a<id>") and the values the program
+// read from clocks and random sources, as [kind, value].
+interface DurableRun {
+  events: string[];
+  values: Array<[string, unknown]>;
 }
 
 interface ErrorInfo {
@@ -123,6 +134,31 @@ function workerMain(): void {
       const line = Number(m[1]) - lineOffset;
       if (line >= 1 && line <= lineCount) return line;
       if (clamp && line > lineCount) return lineCount;
+    }
+    return undefined;
+  }
+
+  // The program line of the current call, from V8's structured stack (Deno maps its positions
+  // to the program's own lines): a tenth of the cost of formatting `stack` as text, which a
+  // durable execution would pay on every call.
+  const captureStackTrace = Error.captureStackTrace;
+  type Site = { getFileName(): string | null; getLineNumber(): number | null };
+  function callLine(): number | undefined {
+    const errorClass = Error as unknown as { prepareStackTrace?: unknown };
+    const saved = errorClass.prepareStackTrace;
+    try {
+      errorClass.prepareStackTrace = (_error: unknown, sites: Site[]) => sites;
+      const holder: { stack?: Site[] } = {};
+      captureStackTrace(holder, callTool);
+      for (const site of holder.stack ?? []) {
+        if (site.getFileName() !== programUrl) continue;
+        const line = (site.getLineNumber() ?? 0) - lineOffset;
+        if (line >= 1 && line <= lineCount) return line;
+      }
+    } catch {
+      // a program that broke Error only loses its own line numbers
+    } finally {
+      errorClass.prepareStackTrace = saved;
     }
     return undefined;
   }
@@ -249,7 +285,11 @@ function workerMain(): void {
     const c = ++seq;
     return new Promise((resolve, reject) => {
       pending.set(c, { resolve, reject, site });
-      post(args === undefined ? { t: "call", c, n: name } : { t: "call", c, n: name, a: args });
+      const msg: Record<string, unknown> = args === undefined
+        ? { t: "call", c, n: name }
+        : { t: "call", c, n: name, a: args };
+      if (durable !== null) msg.j = durable.report(callLine());
+      post(msg);
     });
   }
 
@@ -295,7 +335,395 @@ function workerMain(): void {
     call.reject(err);
   }
 
+  // -------------------------------------------------------------------------------------------
+  // Durable mode. A V8 realm cannot be saved, so a resumed execution runs the same program again
+  // in a fresh realm; to reach the same state it must see what the first pass saw. Here, before
+  // the program runs, we wrap what makes a run nondeterministic:
+  //   - values: Date (now, new Date(), Date()), performance.now/timeOrigin, Math.random (a
+  //     recorded seed for a xoshiro128** generator), crypto.getRandomValues, crypto.randomUUID;
+  //   - the order of events, each its own task as in the first pass: tool calls settling,
+  //     timers firing, crypto.subtle and WebAssembly operations finishing.
+  // On replay the recorded values are returned in order and events are released in their
+  // recorded order (a tool result waits until every event recorded before it has happened);
+  // once the record is used up, the run goes live and records again.
+  //
+  // All of this runs in the program's realm: what it reports is the program's own data, and
+  // the host trusts it for nothing else (it checks every call against its own journal). The
+  // host asks "probe n" when only calls waiting for a decision remain; the answer "idle n" comes
+  // once nothing here can make progress (no timer, no operation, no releasable event), with the
+  // number of calls still waiting, so the host can pause the execution.
+  // -------------------------------------------------------------------------------------------
+  interface Durable {
+    report(line: number | undefined): Record<string, unknown>; // journal since the last report
+    arrive(msg: { c: number; ok: boolean; v?: unknown; e?: ErrorInfo }): void;
+    probe(n: unknown): void;
+  }
+  let durable: Durable | null = null;
+
+  function startDurable(recorded: DurableRun): Durable {
+    const events = Array.isArray(recorded.events) ? recorded.events : [];
+    const values = Array.isArray(recorded.values) ? recorded.values : [];
+    let ei = 0; // the next recorded event to release
+    let vi = 0; // the next recorded value to return
+    const newEvents: string[] = [];
+    const newValues: Array<[string, unknown]> = [];
+    let eventsReported = 0;
+    let valuesReported = 0;
+    let replaying = events.length > 0;
+    const MAX_VALUES = 200_000;
+
+    function fail(name: string, message: string): never {
+      const err = namedError(name, message);
+      finish({ ok: false, e: errorInfo(err) });
+      throw err;
+    }
+
+    // -- values ---------------------------------------------------------------------------------
+    function tape<T>(kind: string, live: () => T, encode?: (v: T) => unknown, decode?: (v: unknown) => T): T {
+      if (vi < values.length) {
+        const entry = values[vi++];
+        if (!Array.isArray(entry) || entry[0] !== kind) {
+          fail(
+            "ReplayDivergenceError",
+            `On resume, the program read ${kindName(kind)} where its first run read ${kindName(Array.isArray(entry) ? String(entry[0]) : "?")} (value ${vi}); the program is not deterministic.`,
+          );
+        }
+        return decode ? decode(entry[1]) : entry[1] as T;
+      }
+      const value = live();
+      if (newValues.length >= MAX_VALUES) {
+        fail(
+          "DurableLimitError",
+          `The program read the clock or random values more than ${MAX_VALUES} times; a durable execution records each read. Read the clock once and reuse it.`,
+        );
+      }
+      newValues.push([kind, encode ? encode(value) : value]);
+      return value;
+    }
+    function kindName(kind: string): string {
+      return ({ d: "the clock", p: "performance.now()", o: "performance.timeOrigin", r: "Math.random()", g: "crypto.getRandomValues()", u: "crypto.randomUUID()" } as Record<string, string>)[kind] ?? `"${kind}"`;
+    }
+
+    const NativeDate = Date;
+    const nativeNow = Date.now;
+    const clock = () => tape("d", nativeNow);
+    const DurableDate = function (this: unknown, ...args: unknown[]): unknown {
+      if (new.target === undefined) return new NativeDate(clock()).toString();
+      return Reflect.construct(NativeDate, args.length === 0 ? [clock()] : args, new.target);
+    } as unknown as DateConstructor;
+    Object.defineProperty(DurableDate, "prototype", { value: NativeDate.prototype });
+    Object.defineProperty(DurableDate, "length", { value: 7 });
+    Object.defineProperty(DurableDate, "name", { value: "Date" });
+    DurableDate.now = clock;
+    DurableDate.parse = NativeDate.parse;
+    DurableDate.UTC = NativeDate.UTC;
+    Object.defineProperty(NativeDate.prototype, "constructor", { value: DurableDate, writable: true, configurable: true });
+    globalThis.Date = DurableDate;
+
+    // performance.now() counts from this realm's start: after a replay, live readings are
+    // shifted so they never go back before the last replayed one. timeOrigin is read once.
+    const perf = globalThis.performance;
+    const perfNow = perf.now.bind(perf);
+    const timeOrigin = perf.timeOrigin;
+    let lastPerf = 0;
+    let perfShift = -1;
+    const perfLive = () => {
+      if (perfShift < 0) perfShift = Math.max(0, lastPerf - perfNow());
+      return perfNow() + perfShift;
+    };
+    let origin: number | undefined;
+    Object.defineProperty(perf, "now", {
+      value: () => (lastPerf = tape("p", perfLive)),
+      writable: true,
+      configurable: true,
+    });
+    Object.defineProperty(perf, "timeOrigin", {
+      get: () => (origin ??= tape("o", () => timeOrigin)),
+      configurable: true,
+    });
+
+    const cryptoObj = globalThis.crypto;
+    const getRandomValues = cryptoObj.getRandomValues.bind(cryptoObj);
+    const randomUUID = cryptoObj.randomUUID.bind(cryptoObj);
+    // Math.random: one recorded seed, then a xoshiro128** sequence (recording every number
+    // would make a Monte Carlo loop record millions of values).
+    let s0 = 0, s1 = 0, s2 = 0, s3 = 0, seeded = false;
+    function next32(): number {
+      const result = Math.imul(rotl(Math.imul(s1, 5), 7), 9) >>> 0;
+      const t = s1 << 9;
+      s2 ^= s0;
+      s3 ^= s1;
+      s1 ^= s2;
+      s0 ^= s3;
+      s2 ^= t;
+      s3 = rotl(s3, 11);
+      return result;
+    }
+    function rotl(x: number, k: number): number {
+      return (x << k) | (x >>> (32 - k));
+    }
+    Math.random = () => {
+      if (!seeded) {
+        const seed = tape("r", () => Array.from(getRandomValues(new Uint32Array(4))), undefined, (v) => v as number[]);
+        [s0, s1, s2, s3] = seed.map((x) => x | 0);
+        if ((s0 | s1 | s2 | s3) === 0) s3 = 1;
+        seeded = true;
+      }
+      return ((next32() >>> 5) * 67108864 + (next32() >>> 6)) / 9007199254740992;
+    };
+    Object.defineProperty(cryptoObj, "getRandomValues", {
+      value: <T extends ArrayBufferView | null>(array: T): T => {
+        getRandomValues(array as unknown as Uint8Array); // validates as the original does
+        const view = array as unknown as ArrayBufferView;
+        const bytes = new Uint8Array(view.buffer, view.byteOffset, view.byteLength);
+        const hex = tape("g", () => toHex(bytes));
+        if (typeof hex === "string" && hex.length === bytes.length * 2) {
+          for (let i = 0; i < bytes.length; i++) bytes[i] = parseInt(hex.slice(2 * i, 2 * i + 2), 16);
+        }
+        return array;
+      },
+      writable: true,
+      configurable: true,
+    });
+    Object.defineProperty(cryptoObj, "randomUUID", {
+      value: () => tape("u", randomUUID),
+      writable: true,
+      configurable: true,
+    });
+    function toHex(bytes: Uint8Array): string {
+      let hex = "";
+      for (const b of bytes) hex += (b < 16 ? "0" : "") + b.toString(16);
+      return hex;
+    }
+
+    // -- events ---------------------------------------------------------------------------------
+    // Each arrived event waits here, in arrival order, until its turn: the recorded order while
+    // replaying, arrival order after.
+    const held = new Map<string, () => void>();
+    const channel = new MessageChannel();
+    let kicked = false;
+    channel.port1.onmessage = () => {
+      kicked = false;
+      release();
+    };
+    function kick(): void {
+      if (!kicked) {
+        kicked = true;
+        channel.port2.postMessage(null);
+      }
+    }
+    // Releases one event (each in its own task, so the program's microtasks run in between,
+    // as they did when the events first happened).
+    function release(): void {
+      try {
+        if (replaying) {
+          const event = events[ei];
+          const kind = event[0];
+          const id = Number(event.slice(1));
+          if (kind === "t") {
+            const timer = timers.get(id);
+            if (timer === undefined) {
+              if (id <= timerSeq) ei += 1; // created and cleared since: it can never fire
+              return; // else not created yet: the program waits for a result
+            }
+            ei += 1;
+            fire(id, timer);
+          } else {
+            const deliver = held.get(event);
+            if (deliver === undefined) return;
+            held.delete(event);
+            ei += 1;
+            deliver();
+          }
+        } else {
+          const first = held.entries().next();
+          if (first.done) return;
+          held.delete(first.value[0]);
+          newEvents.push(first.value[0]);
+          first.value[1]();
+        }
+      } finally {
+        if (replaying && ei >= events.length) goLive();
+        if (releasable()) kick();
+        checkIdle();
+      }
+    }
+    function goLive(): void {
+      replaying = false;
+      for (const [id, timer] of timers) arm(id, timer);
+    }
+    // An event happened: it is delivered now, in the task that brought it, when it is the
+    // next one (live with nothing held, or the next recorded one), and held for its turn
+    // otherwise.
+    function happen(event: string, deliver: () => void): void {
+      if (replaying && held.size === 0 && events[ei] === event) {
+        ei += 1;
+        if (ei >= events.length) goLive();
+        deliver();
+        if (releasable()) kick(); // e.g. a timer that is next
+        checkIdle();
+        return;
+      }
+      if (replaying || held.size > 0) {
+        held.set(event, deliver);
+        if (releasable()) kick();
+        return;
+      }
+      newEvents.push(event);
+      deliver();
+      checkIdle();
+    }
+
+    // Timers: ours, numbered in creation order; the native timer only runs once live.
+    interface Timer {
+      callback: () => void;
+      delay: number;
+      repeat: boolean;
+      handle?: ReturnType<typeof setTimeout>;
+    }
+    const timers = new Map<number, Timer>();
+    let timerSeq = 0;
+    const nativeSetTimeout = globalThis.setTimeout;
+    const nativeSetInterval = globalThis.setInterval;
+    const nativeClearTimeout = globalThis.clearTimeout;
+    const evaluate = globalThis.eval;
+    function addTimer(handler: unknown, delay: unknown, args: unknown[], repeat: boolean): number {
+      const id = ++timerSeq;
+      const callback = typeof handler === "function"
+        ? () => (handler as (...a: unknown[]) => void)(...args)
+        : () => evaluate(String(handler)); // as the native timers do with a string
+      const timer: Timer = { callback, delay: Math.max(0, Number(delay) || 0), repeat };
+      timers.set(id, timer);
+      if (!replaying) arm(id, timer);
+      else if (releasable()) kick();
+      return id;
+    }
+    function arm(id: number, timer: Timer): void {
+      if (timer.handle !== undefined) return;
+      const onFire = () => {
+        if (!timer.repeat) timer.handle = undefined;
+        happen(`t${id}`, () => fire(id, timer));
+      };
+      timer.handle = timer.repeat ? nativeSetInterval(onFire, timer.delay) : nativeSetTimeout(onFire, timer.delay);
+    }
+    function fire(id: number, timer: Timer): void {
+      if (!timers.has(id)) return; // cleared while its event was held
+      if (!timer.repeat) timers.delete(id);
+      timer.callback();
+    }
+    function clearTimer(id: unknown): void {
+      const timer = timers.get(Number(id));
+      if (timer === undefined) return;
+      if (timer.handle !== undefined) nativeClearTimeout(timer.handle);
+      timers.delete(Number(id));
+    }
+    const timerApi: Record<string, unknown> = {
+      setTimeout: (h: unknown, d?: unknown, ...a: unknown[]) => addTimer(h, d, a, false),
+      setInterval: (h: unknown, d?: unknown, ...a: unknown[]) => addTimer(h, d, a, true),
+      clearTimeout: clearTimer,
+      clearInterval: clearTimer,
+    };
+    for (const [key, value] of Object.entries(timerApi)) {
+      Object.defineProperty(globalThis, key, { value, writable: true, configurable: true });
+    }
+
+    // Asynchronous operations whose finishing order the program can see.
+    let operations = 0;
+    let operationSeq = 0;
+    function track(target: Record<string, unknown>, key: string): void {
+      const original = target[key];
+      if (typeof original !== "function") return;
+      Object.defineProperty(target, key, {
+        value: (...args: unknown[]) => {
+          const id = ++operationSeq;
+          operations += 1;
+          let started: Promise<unknown>;
+          try {
+            started = Promise.resolve(original.apply(target, args));
+          } catch (err) {
+            operations -= 1;
+            throw err;
+          }
+          return new Promise((resolve, reject) => {
+            const done = (settle: () => void) =>
+              happen(`a${id}`, () => {
+                operations -= 1;
+                settle();
+              });
+            started.then((v) => done(() => resolve(v)), (e) => done(() => reject(e)));
+          });
+        },
+        writable: true,
+        configurable: true,
+      });
+    }
+    const subtle = cryptoObj.subtle as unknown as Record<string, unknown>;
+    for (const key of ["encrypt", "decrypt", "sign", "verify", "digest", "generateKey", "deriveKey", "deriveBits", "importKey", "exportKey", "wrapKey", "unwrapKey"]) {
+      track(subtle, key);
+    }
+    const wasm = (globalThis as unknown as { WebAssembly: Record<string, unknown> }).WebAssembly;
+    for (const key of ["compile", "instantiate", "compileStreaming", "instantiateStreaming"]) track(wasm, key);
+
+    // -- quiescence -----------------------------------------------------------------------------
+    let asked = 0; // the latest probe
+    let answered = 0;
+    let checking = false;
+    function checkIdle(): void {
+      if (asked <= answered || checking) return;
+      checking = true;
+      nativeSetTimeout(() => { // a task later: the program's microtasks have all run
+        checking = false;
+        if (asked <= answered || finished) return;
+        if (timers.size > 0 || operations > 0 || releasable()) return;
+        answered = asked;
+        post({ t: "idle", n: asked, o: pending.size - heldCalls(), j: report(undefined) });
+      }, 0);
+    }
+    // Whether an event can be released now: the next recorded one has happened (replaying),
+    // or any is held (live).
+    function releasable(): boolean {
+      if (!replaying) return held.size > 0;
+      const event = events[ei];
+      if (event[0] !== "t") return held.has(event);
+      const id = Number(event.slice(1));
+      return timers.has(id) || id <= timerSeq;
+    }
+    function heldCalls(): number {
+      let n = 0;
+      for (const key of held.keys()) if (key[0] === "s") n += 1;
+      return n;
+    }
+
+    function report(line: number | undefined): Record<string, unknown> {
+      const j: Record<string, unknown> = {};
+      if (line !== undefined) j.l = line;
+      if (newEvents.length > eventsReported) {
+        j.e0 = events.length + eventsReported;
+        j.e = newEvents.slice(eventsReported);
+        eventsReported = newEvents.length;
+      }
+      if (newValues.length > valuesReported) {
+        j.v0 = values.length + valuesReported;
+        j.v = newValues.slice(valuesReported);
+        valuesReported = newValues.length;
+      }
+      return j;
+    }
+
+    return {
+      report,
+      arrive(msg) {
+        happen(`s${msg.c}`, () => settle(msg));
+      },
+      probe(n) {
+        if (typeof n === "number" && n > asked) asked = n;
+        checkIdle();
+      },
+    };
+  }
+
   async function run(msg: RunMessage): Promise<void> {
+    if (msg.durable) durable = startDurable(msg.durable);
     maxLogBytes = msg.limits.maxLogBytes;
     maxWorkers = workersLeft = msg.limits.maxWorkers ?? 0;
     lineOffset = msg.lineOffset;
@@ -364,7 +792,10 @@ function workerMain(): void {
   scope.onmessage = (event: MessageEvent) => {
     const msg = event.data;
     if (msg.t === "run") run(msg);
-    else if (msg.t === "ret") settle(msg);
+    else if (msg.t === "ret") {
+      if (durable === null) settle(msg);
+      else durable.arrive(msg);
+    } else if (msg.t === "probe") durable?.probe(msg.n);
   };
   post({ t: "boot" });
 }
@@ -473,6 +904,9 @@ function onWorkerMessage(msg: unknown): void {
       return;
     case "done":
       return onDone(ex, msg);
+    case "idle": // durable executions: the worker has nothing left to do but wait
+      send({ t: "idle", n: msg.n as Json, o: msg.o as Json, j: msg.j as Json });
+      return;
   }
 }
 
@@ -510,6 +944,7 @@ function onCall(ex: Execution, msg: Record<string, unknown>): void {
   const c = ++nextCallId;
   ex.workerIds.set(c, workerId);
   const call: Record<string, Json | undefined> = { t: "call", c, n: name, a: msg.a as string | undefined };
+  if (msg.j !== undefined) call.j = msg.j as Json; // durable executions: the journal since the last call
   if (ex.inFlight < ex.limits.maxConcurrentToolCalls) {
     ex.inFlight += 1;
     send(call);
@@ -578,6 +1013,10 @@ function onHostMessage(msg: Record<string, unknown>): void {
     if (next !== undefined) send(next);
     else ex.inFlight -= 1;
     worker?.postMessage({ t: "ret", c: workerId, ok: msg.ok, v: msg.v, e: msg.e });
+  } else if (msg.t === "probe") { // durable executions: is the program idle?
+    worker?.postMessage(msg);
+  } else if (msg.t === "stop") { // durable executions: the host pauses it
+    end({ ok: false, e: { name: "ExecutionPaused", message: "The host paused the execution." } });
   } else if (msg.t === "run") {
     const run = msg as unknown as RunMessage;
     if (execution !== null || spare === null) Deno.exit(71); // the host never does this
