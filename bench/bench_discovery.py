@@ -309,6 +309,17 @@ def bench_cost(servers: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
         started = time.process_time()
         LexicalIndex(CatalogSnapshot.of(distinct).entries)
         distinct_builds.append(time.process_time() - started)
+    # A catalog that changes by one tool (a server re-lists its tools): what the next search
+    # pays, the new snapshot (reusing the unchanged tools' entries) and the index.
+    rebuilds = []
+    snapshot = CatalogSnapshot.of(tools)
+    for i in range(5):
+        changed = dict(tools)
+        name = next(iter(changed))
+        changed[name] = make_tool("changed", {"name": f"tool{i}", "description": "New."})
+        started = time.process_time()
+        LexicalIndex(CatalogSnapshot.of(changed, snapshot).entries)
+        rebuilds.append(time.process_time() - started)
     searches = []
     for _ in range(5):
         started = time.process_time()
@@ -329,6 +340,7 @@ def bench_cost(servers: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
         "index_build_ms_cold_median": round(statistics.median(builds) * 1000, 1),
         "distinct_tools": len(distinct),
         "distinct_index_build_ms_cold_min": round(min(distinct_builds) * 1000, 1),
+        "rebuild_after_one_tool_changed_ms_median": round(statistics.median(rebuilds) * 1000, 1),
         "search_ms_index_median": round(statistics.median(searches) * 1000, 3),
         "search_ms_api_median": round(statistics.median(per_query_api) * 1000, 3),
         "queries": len(queries),

@@ -94,10 +94,24 @@ class CatalogSnapshot:
     signature: tuple[object, ...]
 
     @classmethod
-    def of(cls, tools: Mapping[str, Tool]) -> CatalogSnapshot:
+    def of(
+        cls, tools: Mapping[str, Tool], previous: CatalogSnapshot | None = None
+    ) -> CatalogSnapshot:
+        """The snapshot of ``tools``; entries of tools unchanged since ``previous`` are reused
+        (a catalog that changes by a tool costs a tool, not the catalog)."""
         groups = _groups(tools)
-        entries = tuple(_entry(name, tool, groups.get(name)) for name, tool in tools.items())
-        return cls(entries, catalog_signature(tools))
+        signature = catalog_signature(tools)
+        reusable: dict[object, CatalogEntry] = {}
+        if previous is not None:
+            reusable = dict(zip(previous.signature, previous.entries, strict=True))
+        entries = []
+        for key, (name, tool) in zip(signature, tools.items(), strict=True):
+            entry = reusable.get(key)
+            group = groups.get(name)
+            if entry is None or entry.group != group:
+                entry = _entry(name, tool, group)
+            entries.append(entry)
+        return cls(tuple(entries), signature)
 
     def __len__(self) -> int:
         return len(self.entries)
@@ -153,39 +167,45 @@ def _terms(words: list[str]) -> tuple[str, ...]:
 
 def _parameters(schema: Any) -> tuple[list[str], list[str]]:
     """The property names of an input schema and the text that describes them (descriptions,
-    titles, enum values), a few levels deep, local ``$ref``s followed once."""
+    titles, enum values), a few levels deep, local ``$ref``s followed once. (JSON Schemas are
+    plain dicts here: ``isinstance(x, dict)`` is several times cheaper than ``Mapping``.)"""
     names: list[str] = []
     texts: list[str] = []
-    root = schema if isinstance(schema, Mapping) else {}
+    root = schema if isinstance(schema, dict) else {}
     seen_refs: set[str] = set()
 
     def visit(node: Any, depth: int) -> None:
-        if not isinstance(node, Mapping) or depth > _MAX_PARAM_DEPTH or len(names) > _MAX_PARAMS:
+        if depth > _MAX_PARAM_DEPTH or len(names) > _MAX_PARAMS:
             return
         ref = node.get("$ref")
         if isinstance(ref, str) and ref.startswith("#/") and ref not in seen_refs:
             seen_refs.add(ref)
-            visit(_resolve(root, ref), depth)
+            target = _resolve(root, ref)
+            if isinstance(target, dict):
+                visit(target, depth)
         for key in ("anyOf", "oneOf", "allOf"):
             members = node.get(key)
-            if isinstance(members, list):
+            if members is not None and isinstance(members, list):
                 for member in members:
-                    visit(member, depth)
+                    if isinstance(member, dict):
+                        visit(member, depth)
         items = node.get("items")
-        if isinstance(items, Mapping):
+        if items is not None and isinstance(items, dict):
             visit(items, depth)
         properties = node.get("properties")
-        if not isinstance(properties, Mapping):
+        if properties is None or not isinstance(properties, dict):
             return
         for prop, sub in properties.items():
             names.append(str(prop))
-            if isinstance(sub, Mapping):
-                for key in ("description", "title"):
-                    value = sub.get(key)
-                    if isinstance(value, str):
-                        texts.append(value)
+            if isinstance(sub, dict):
+                value = sub.get("description")
+                if isinstance(value, str):
+                    texts.append(value)
+                value = sub.get("title")
+                if isinstance(value, str):
+                    texts.append(value)
                 enum = sub.get("enum")
-                if isinstance(enum, list):
+                if enum is not None and isinstance(enum, list):
                     texts.extend(str(v) for v in enum[:_MAX_ENUM_VALUES] if isinstance(v, str))
                 visit(sub, depth + 1)
 

@@ -143,7 +143,8 @@ class Catalog:
             state = self._state
             if state is None or state.snapshot.signature != signature:
                 tools = dict(live)
-                state = _State(CatalogSnapshot.of(tools), MappingProxyType(tools))
+                previous = state.snapshot if state is not None else None
+                state = _State(CatalogSnapshot.of(tools, previous), MappingProxyType(tools))
                 self._state = state
                 self.rebuilds += 1
             return state

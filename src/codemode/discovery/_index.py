@@ -104,7 +104,7 @@ class LexicalIndex:
         for doc, entry in enumerate(self.entries):
             for key in (entry.name, entry.tool_id):
                 self._by_key.setdefault(_key(key), doc)
-        self._name_words = [tuple(split_words(e.name)) for e in self.entries]
+        self._name_words: list[tuple[str, ...]] | None = None  # made by the first prefix query
         self._name_terms = [tuple(dict.fromkeys(e.name_terms)) for e in self.entries]
         self._groups = {_key(e.group) for e in self.entries if e.group}
 
@@ -209,6 +209,8 @@ class LexicalIndex:
         prefix_like = len(words) > 1 or text[-1] in "_-./:" or _key(text) in self._groups
         if not words or not prefix_like:
             return {}
+        if self._name_words is None:
+            self._name_words = [tuple(split_words(e.name)) for e in self.entries]
         n = len(words)
         return {
             doc: 0.9
