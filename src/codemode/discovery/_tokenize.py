@@ -211,31 +211,27 @@ def _terms_of(word: str) -> str:
     return stem(word)
 
 
-# run of letters and digits -> its terms: a catalog repeats its words, and this is the loop
-# that building an index spends its time in.
-_RUN_TERMS: dict[str, tuple[str, ...]] = {}
+class _RunTerms(dict[str, tuple[str, ...]]):
+    """Run of letters and digits -> its terms, computed on first sight: a catalog repeats its
+    words, and looking them up is the loop that building an index spends its time in."""
+
+    def __missing__(self, run: str) -> tuple[str, ...]:
+        terms: list[str] = []
+        for word in _run_words(run):
+            term = _terms_of(word)
+            if term:
+                terms.extend(term.split(" "))
+        value = self[run] = tuple(terms)
+        return value
 
 
-def _run_terms(run: str) -> tuple[str, ...]:
-    terms: list[str] = []
-    for word in _run_words(run):
-        term = _terms_of(word)
-        if term:
-            terms.extend(term.split(" "))
-    return tuple(terms)
+_RUN_TERMS = _RunTerms()
 
 
 def tokenize(text: str) -> list[str]:
     """The search terms of ``text``: split words, stop words dropped, abbreviations written
     out, stemmed."""
-    cache = _RUN_TERMS
-    if len(cache) > _MAX_TERMS:
-        cache.clear()
-    out: list[str] = []
+    if len(_RUN_TERMS) > _MAX_TERMS:
+        _RUN_TERMS.clear()
     runs = _ASCII_RUN.findall(text) if text.isascii() else _WORD.findall(text)
-    for run in runs:
-        terms = cache.get(run)
-        if terms is None:
-            terms = cache[run] = _run_terms(run)
-        out.extend(terms)
-    return out
+    return list(itertools.chain.from_iterable(map(_RUN_TERMS.__getitem__, runs)))
