@@ -164,7 +164,12 @@ def render_discovery_instructions(
         raise AssertionError("the contract no longer has an 'Available functions:' section")
     pinned = pinned_declarations.strip()
     count = pinned.count("declare function ")
-    pinned_note = f"The {count} declared at the end are always there. " if pinned else ""
+    if not pinned:
+        pinned_note = ""
+    elif count == 1:
+        pinned_note = "The one declared at the end is always there. "
+    else:
+        pinned_note = f"The {count} declared at the end are always there. "
     text = head + _DISCOVERY.format(
         total=outline.total,
         pinned=pinned_note,
