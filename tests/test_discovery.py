@@ -41,7 +41,8 @@ def test_a_large_catalog_gets_an_outline_and_the_pinned_declarations(
 ) -> None:
     text = create_code_mode_instructions(tools=catalog, pinned=["git_git_status"])
     assert text.startswith("You have a tool named `execute_typescript`")
-    assert "Finding functions: there are 565 `external_*` functions, too many to declare here. "(
+    assert (
+        "Finding functions: there are 565 `external_*` functions, too many to declare here. "
         "The one declared at the end is always there." in text
     )
     assert "`await codemode.searchTools(query: string, options?: { limit?: number })`" in text
