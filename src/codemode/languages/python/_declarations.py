@@ -33,6 +33,7 @@ from ..typescript._declarations import (
     _constrains,
     _constraint_tags,
     _Document,
+    _documents,
     _json_value,
     _local_pointer,
     _merge,
@@ -40,7 +41,6 @@ from ..typescript._declarations import (
     _pascal,
     _resolve,
     _text_lines,
-    _tool_prefixes,
     _type_list,
     _type_set,
 )
@@ -756,30 +756,7 @@ def _function_doc(tool: ToolDeclaration, about_input: list[str], args: list[str]
 def render(tools: Sequence[ToolDeclaration]) -> Rendered:
     """The stubs for ``tools``: imports, the types they use (unique, stable names across tools),
     then one ``async def external_<name>`` per tool."""
-    seen: dict[str, str] = {}
-    for tool in tools:
-        if not f"external_{tool.name}".isidentifier():
-            raise ValueError(
-                f"tool {tool.tool_id!r}: name {tool.name!r} is not a valid identifier suffix; "
-                "map it with to_identifier() first"
-            )
-        if tool.name in seen:
-            raise ValueError(
-                f"tools {seen[tool.name]!r} and {tool.tool_id!r} both map to "
-                f"external_{tool.name}; rename one of them"
-            )
-        seen[tool.name] = tool.tool_id
-
-    docs: list[_Document] = []
-    pairs: list[tuple[_Document, _Document | None]] = []
-    for tool, prefix in zip(tools, _tool_prefixes([t.name for t in tools]), strict=True):
-        inp = _Document(len(docs), tool.input_schema, prefix, "Input")
-        docs.append(inp)
-        out: _Document | None = None
-        if tool.output_schema is not None:
-            out = _Document(len(docs), tool.output_schema, prefix, "Output", True)
-            docs.append(out)
-        pairs.append((inp, out))
+    docs, pairs = _documents(tools, str.isidentifier)
 
     names = dict(_assign_names(docs))
     taken = set(_RESERVED) | set(names.values())

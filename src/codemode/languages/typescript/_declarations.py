@@ -157,9 +157,21 @@ class DeclarationSet:
 def render_declaration_set(tools: Sequence[ToolDeclaration]) -> DeclarationSet:
     """Assign the type names of every tool at once (see ``DeclarationSet``); only schemas that
     use ``$ref`` have named types, so only those are walked now."""
+    docs, pairs = _documents(tools, _is_identifier)
+    targets: dict[tuple[int, str], str] = {}
+    names = _assign_names([d for d in docs if _has_ref(d.root)], targets)
+    return DeclarationSet(tools, docs, pairs, names, targets)
+
+
+def _documents(
+    tools: Sequence[ToolDeclaration], is_identifier: Callable[[str], bool]
+) -> tuple[list[_Document], list[tuple[_Document, _Document | None]]]:
+    """Every tool's input and output schema as a document (the unit ``$ref``s resolve in), in
+    order, after refusing names that are not identifiers or that two tools share. Shared by
+    the renderers of every language (``is_identifier`` is the language's rule)."""
     seen: dict[str, str] = {}
     for tool in tools:
-        if not _is_identifier(f"external_{tool.name}"):
+        if not is_identifier(f"external_{tool.name}"):
             raise ValueError(
                 f"tool {tool.tool_id!r}: name {tool.name!r} is not a valid identifier suffix; "
                 "map it with to_identifier() first"
@@ -170,7 +182,6 @@ def render_declaration_set(tools: Sequence[ToolDeclaration]) -> DeclarationSet:
                 f"external_{tool.name}; rename one of them"
             )
         seen[tool.name] = tool.tool_id
-
     docs: list[_Document] = []
     pairs: list[tuple[_Document, _Document | None]] = []
     for tool, prefix in zip(tools, _tool_prefixes([t.name for t in tools]), strict=True):
@@ -181,10 +192,7 @@ def render_declaration_set(tools: Sequence[ToolDeclaration]) -> DeclarationSet:
             out = _Document(len(docs), tool.output_schema, prefix, "Output", True)
             docs.append(out)
         pairs.append((inp, out))
-
-    targets: dict[tuple[int, str], str] = {}
-    names = _assign_names([d for d in docs if _has_ref(d.root)], targets)
-    return DeclarationSet(tools, docs, pairs, names, targets)
+    return docs, pairs
 
 
 def _has_ref(node: Any) -> bool:
