@@ -204,6 +204,21 @@ async def test_a_claim_applies_decisions_atomically_and_runs_once(store: Executi
     assert state is not None and state.result == {"success": True}
 
 
+async def test_of_many_claims_at_once_in_one_process_exactly_one_wins(
+    store: ExecutionStore,
+) -> None:
+    await paused(store)
+    outcomes = await asyncio.gather(
+        *(store.claim("e1", owner=new_owner(), lease=60, decisions={C2: True}) for _ in range(8)),
+        return_exceptions=True,
+    )
+    assert sorted(type(o).__name__ for o in outcomes) == ["ExecutionNotPausedError"] * 7 + [
+        "ExecutionState"
+    ]
+    state = await store.get("e1")
+    assert state is not None and (state.status, state.passes) == ("running", 2)
+
+
 async def test_writes_are_fenced_by_the_lease(store: ExecutionStore) -> None:
     await paused(store)
     first = new_owner()

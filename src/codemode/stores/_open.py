@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ._base import ExecutionStore
+if TYPE_CHECKING:
+    from .postgres import PostgresStore
+    from .redis import RedisStore
+    from .sqlite import SqliteStore
 
 __all__ = ["open_store"]
 
@@ -14,7 +17,7 @@ _FORMS = (
 )
 
 
-def open_store(location: str, **options: Any) -> ExecutionStore:
+def open_store(location: str, **options: Any) -> SqliteStore | RedisStore | PostgresStore:
     """The store at ``location``: a path or ``sqlite://PATH`` (``SqliteStore``; ``sqlite:///x``
     is the absolute path ``/x``), ``redis://``, ``rediss://`` or ``unix://`` (``RedisStore``,
     needs the ``redis`` extra), ``postgresql://`` or ``postgres://`` (``PostgresStore``, needs

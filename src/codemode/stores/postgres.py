@@ -196,13 +196,14 @@ class PostgresStore:
             open=False,
             name=f"codemode-{self.schema}",
         )
-        try:
-            await pool.open(wait=True, timeout=self._connect_timeout)
-            async with pool.connection() as conn:
-                await self._migrate(conn)
-        except BaseException:
-            await pool.close()
-            raise
+        # The first connection is made here, not by the pool, so that a server that cannot be
+        # reached fails the first use with libpq's reason (the pool would only time out).
+        conn = await AsyncConnection.connect(
+            self._dsn, autocommit=True, connect_timeout=max(1, round(self._connect_timeout))
+        )
+        async with conn:
+            await self._migrate(conn)
+        await pool.open()
         return pool
 
     async def _migrate(self, conn: Conn) -> None:
