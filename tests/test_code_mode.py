@@ -282,7 +282,8 @@ async def test_input_validation_failure_is_a_catchable_validation_error(
         "name": "ValidationError",
         "message": "Tool input validation failed for add:\n"
         "- a: Input should be a valid integer, unable to parse string as an integer\n"
-        "- b: Field required",
+        "- b: Field required\n"
+        "Expected: external_add(input: { a: number; b: number; })",
         "isError": True,
     }
 
@@ -316,7 +317,8 @@ async def test_json_schema_tools_validate_with_jsonschema(sandbox: DenoSandbox) 
     assert bad["error"]["message"] == (
         "Tool input validation failed for echo:\n"
         "- (root): 'text' is a required property\n"
-        "- /n: 0 is less than the minimum of 1"
+        "- /n: 0 is less than the minimum of 1\n"
+        "Expected: external_echo(input: { text: string; n?: number; })"
     )
 
 
@@ -351,7 +353,7 @@ async def test_tool_exception_reaches_the_program_with_message_and_class_name(
 async def test_tools_outside_the_allow_list_are_not_defined(sandbox: DenoSandbox) -> None:
     result = await run("return await external_other({})", sandbox, [adder()])
     assert result["error"] == {
-        "message": "external_other is not defined",
+        "message": "external_other is not defined. Available: external_add.",
         "name": "ReferenceError",
         "line": 1,
     }
@@ -522,15 +524,18 @@ async def test_undefined_result_is_absent(sandbox: DenoSandbox) -> None:
             "return new Map([[1, 2]])",
             "result is not JSON: Map at result (convert it with Object.fromEntries())",
         ),
-        ("return () => 1", "result is not JSON: function at result"),
+        (
+            "return [() => 1]",
+            "result is not JSON: function at result[0] (call it, or leave it out)",
+        ),
     ],
-    ids=["bigint", "cycle", "map", "function"],
+    ids=["bigint", "cycle", "map", "function-in-array"],
 )
 async def test_non_json_results_name_the_problem(
     sandbox: DenoSandbox, code: str, message: str
 ) -> None:
     result = await run(code, sandbox)
-    assert result["error"] == {"message": message, "name": "TypeError"}
+    assert result["error"] == {"message": message, "name": "ResultError"}
 
 
 async def test_non_json_tool_input_is_a_catchable_type_error(sandbox: DenoSandbox) -> None:

@@ -788,3 +788,33 @@ async def test_local_sandbox_runs_durable_executions_too(store: SqliteStore) -> 
         paused = await tool.execute({"code": NONDETERMINISM})
         done = await tool.resume(paused.execution_id or "", {paused.pending[0].call_id: True})
     assert done.result == {"seen": json.loads(paused.logs[0]), "later": True}
+
+
+async def test_a_program_that_reads_the_clock_without_end_is_stopped(
+    sandbox: DenoSandbox, store: SqliteStore
+) -> None:
+    code = "let t = 0\nfor (let i = 0; i < 300000; i++) t = Date.now()\nreturn t"
+    result = await code_tool(sandbox, store, []).execute({"code": code})
+    assert result.error is not None
+    assert (result.error.name, result.error.line) == ("DurableLimitError", 2)
+    assert result.error.message == (
+        "The program read the clock or random values more than 200000 times; a durable "
+        "execution records each read. Read the clock once and reuse it."
+    )
+
+
+def test_execute_sync_and_resume_sync_work_with_a_store(tmp_path: Path) -> None:
+    effects = Effects()
+    sandbox = DenoSandbox(prestart=0)
+    store = SqliteStore(tmp_path / "runs.db")
+    try:
+        tool = code_tool(sandbox, store, [refund_tool(effects)])
+        paused = tool.execute_sync(
+            {"code": "return await external_refund({order: 'a', amount: 500})"}
+        )
+        assert paused.status == "paused" and paused.execution_id is not None
+        done = tool.resume_sync(paused.execution_id, {paused.pending[0].call_id: True})
+        assert (done.result, effects.names()) == ({"refunded": "a"}, ["refund"])
+    finally:
+        sandbox.close()
+        store.close()

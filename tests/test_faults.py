@@ -214,8 +214,10 @@ async def test_cancelling_the_caller_ends_a_busy_program(
         run(tool, "await external_note({ pid: Deno.pid }); while (true) {}")
     )
     await tools.started.wait()
-    await asyncio.sleep(0.2)
-    assert psutil.Process(tools.pid).cpu_percent(0.2) > 50  # spinning
+    process = psutil.Process(tools.pid)
+    before = sum(process.cpu_times()[:2])
+    await asyncio.sleep(0.5)
+    assert sum(process.cpu_times()[:2]) - before > 0.05  # spinning (on a busy machine too)
     execution.cancel()
     with pytest.raises(asyncio.CancelledError):
         await execution
@@ -279,9 +281,10 @@ FAULTY_RUNNERS = {
             "The sandbox sent a message over the size limit of 67108864 bytes",
         ),
     ),
+    # Both in one write, so they are in the host's buffer together, whatever the load.
     "too-many-calls-at-once": (
-        'await send(\'{"t":"call","c":1,"n":"echo","a":"{}"}\\n\'); '
-        'await send(\'{"t":"call","c":2,"n":"echo","a":"{}"}\\n\');',
+        'await send(\'{"t":"call","c":1,"n":"echo","a":"{}"}\\n'
+        '{"t":"call","c":2,"n":"echo","a":"{}"}\\n\');',
         failed("ProtocolError", "The sandbox broke the tool-call limits it was given"),
     ),
     # The host checks names again: a runner asking for a tool outside the job gets an error.

@@ -170,3 +170,14 @@ async def test_request_context_comes_from_the_run_config(deno_sandbox: DenoSandb
 
     assert json.loads(content) == {"success": True, "result": "ok", "logs": []}
     assert seen == [{"user": "ada"}, {"user": "bob"}, {"user": "t-1"}, {}]
+
+
+async def test_null_result_reaches_the_model_as_null(deno_sandbox: DenoSandbox) -> None:
+    code_tool, _ = create_code_mode(tools=[], sandbox=deno_sandbox)
+
+    message = await to_langchain(code_tool).ainvoke(
+        call("execute_typescript", {"code": "return null"})
+    )
+
+    expected = {"success": True, "result": None, "logs": []}
+    assert (json.loads(message.text), message.artifact) == (expected, expected)

@@ -238,3 +238,14 @@ async def test_object_context_is_passed_whole_unless_told_otherwise() -> None:
 
     assert seen == [{"context": account}, {"user": "ada"}]
     assert seen[0]["context"] is account
+
+
+async def test_null_result_reaches_the_model_as_null(deno_sandbox: DenoSandbox) -> None:
+    code_tool, _ = create_code_mode(tools=[], sandbox=deno_sandbox)
+    model = CallOnce("execute_typescript", json.dumps({"code": "return null"}))
+    agent = Agent(name="a", model=model, tools=[to_openai_agents(code_tool)])
+
+    result = await run(agent)
+
+    outputs = [i.output for i in result.new_items if isinstance(i, ToolCallOutputItem)]
+    assert outputs == ['{"success": true, "result": null, "logs": []}']

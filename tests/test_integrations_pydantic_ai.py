@@ -245,3 +245,15 @@ async def test_code_tool_failure_is_the_specs_result_shape(deno_sandbox: DenoSan
         "logs": ["checking"],
         "error": {"message": "out of stock", "name": "RangeError", "line": 2},
     }
+
+
+async def test_null_result_reaches_the_model_as_null(deno_sandbox: DenoSandbox) -> None:
+    code_tool, _ = create_code_mode(tools=[], sandbox=deno_sandbox)
+    agent = Agent(
+        call_once("execute_typescript", {"code": "return null"}),
+        tools=[to_pydantic_ai(code_tool)],
+    )
+    result = await agent.run("go")
+
+    [reply] = parts(result.all_messages(), ToolReturnPart)
+    assert reply.content == {"success": True, "result": None, "logs": []}

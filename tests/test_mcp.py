@@ -4,6 +4,7 @@ talks to ``codemode serve`` over stdio and streamable HTTP, and nothing is mocke
 from __future__ import annotations
 
 import json
+import shutil
 import socket
 import subprocess
 import sys
@@ -14,11 +15,13 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import httpx2
 import psutil
 import pytest
 from mcp import ClientSession, StdioServerParameters, stdio_client
 from mcp.client.streamable_http import streamable_http_client
 
+from codemode import CodeModeToolResult
 from codemode.integrations.mcp import (
     HttpServerConfig,
     McpConfigError,
@@ -294,8 +297,15 @@ async def test_serve_runs_one_program_across_two_servers(serve_config: Path) -> 
                 }
                 """,
             )
+            # null is a result (structured content and text alike); nothing is no result
+            returned_null = await execute(session, "return null")
+            returned_nothing = await execute(session, "const x = 1")
+            output_schema = listed[0].output_schema
         errlog.seek(0)
         stderr = errlog.read()
+    assert returned_null == {"success": True, "result": None, "logs": []}
+    assert returned_nothing == {"success": True, "logs": []}
+    assert output_schema == CodeModeToolResult.model_json_schema(mode="serialization")
     assert outcome == {
         "success": True,
         "result": {
@@ -346,7 +356,8 @@ async def test_serve_reports_upstream_errors_to_the_program(serve_config: Path) 
             "invalid": {
                 "name": "ValidationError",
                 "message": "Tool input validation failed for weather_get_forecast:\n"
-                "- (root): 'city' is a required property",
+                "- (root): 'city' is a required property\n"
+                "Expected: external_weather_get_forecast(input: { city: string; })",
             },
             "crash": {
                 "name": "McpConnectionError",
@@ -374,6 +385,38 @@ async def test_serve_reports_upstream_errors_to_the_program(serve_config: Path) 
         "codemode: MCP server 'weather' stopped: its process exited; its last stderr output:\n"
         "weather: crashing on purpose\n"
     ) in stderr
+
+
+async def test_gateway_relays_upstream_progress_and_logs_to_its_client(tmp_path: Path) -> None:
+    config = write_config(tmp_path, {"jobs": stdio_config("progress.py")})
+    progress: list[tuple[float, float | None, str | None]] = []
+    logs: list[tuple[str, str | None, Any]] = []
+
+    async def on_progress(value: float, total: float | None, message: str | None) -> None:
+        progress.append((value, total, message))
+
+    async def on_log(params: Any) -> None:
+        logs.append((params.level, params.logger, params.data))
+
+    params = StdioServerParameters(command=CODEMODE, args=["serve", "--config", str(config)])
+    with tempfile.TemporaryFile("w+") as errlog:
+        async with (
+            stdio_client(params, errlog=errlog) as (read, write),
+            ClientSession(read, write, logging_callback=on_log) as session,
+        ):
+            await session.initialize()
+            result = await session.call_tool(
+                "execute_typescript",
+                {"code": "return await external_jobs_count({ to: 2 })"},
+                progress_callback=on_progress,
+            )
+    assert result.structured_content == {"success": True, "result": {"result": 2}, "logs": []}
+    # one progress value per upstream notification, always growing, saying which call it was
+    assert progress == [
+        (1, None, "jobs/count: step 1"),
+        (2, None, "jobs/count: step 2"),
+    ]
+    assert logs == [("info", "jobs", "counting to 2")]
 
 
 async def test_serve_over_streamable_http_until_sigterm(serve_config: Path) -> None:
@@ -411,6 +454,80 @@ async def test_serve_over_streamable_http_until_sigterm(serve_config: Path) -> N
     )
     _, alive = psutil.wait_procs(descendants, timeout=10)
     assert alive == []
+
+
+class _DropFirstCallStream(httpx2.AsyncBaseTransport):
+    """A real HTTP transport that, like a flaky network, ends the first tools/call stream right
+    after its first SSE event, and records that event and the reconnections."""
+
+    def __init__(self) -> None:
+        self.inner = httpx2.AsyncHTTPTransport()
+        self.dropped_after: str | None = None  # the first event of the stream it cut
+        self.resumed_from: list[str] = []  # Last-Event-ID of each reconnection
+
+    async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
+        if "last-event-id" in request.headers:
+            self.resumed_from.append(request.headers["last-event-id"])
+        response = await self.inner.handle_async_request(request)
+        is_sse = response.headers.get("content-type", "").startswith("text/event-stream")
+        is_call = request.method == "POST" and b'"tools/call"' in request.content
+        if is_sse and is_call and self.dropped_after is None:
+            self.dropped_after = ""
+            response.stream = _CutAfterFirstEvent(response.stream, self)
+        return response
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+class _CutAfterFirstEvent(httpx2.AsyncByteStream):
+    def __init__(self, inner: Any, owner: _DropFirstCallStream) -> None:
+        self.inner, self.owner = inner, owner
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        received = b""
+        async for chunk in self.inner:
+            received += chunk
+            text = received.replace(b"\r\n", b"\n")
+            end = text.find(b"\n\n")
+            if end >= 0:  # one whole event: pass it on, then the connection "drops"
+                self.owner.dropped_after = text[: end + 2].decode()
+                yield text[: end + 2]
+                return
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+async def test_http_streams_are_resumable_with_a_priming_event_and_retry(tmp_path: Path) -> None:
+    port = free_port()
+    shop = Path(__file__).parent.parent / "examples" / "shop.py"
+    server = subprocess.Popen(
+        [CODEMODE, "serve", "--tools", str(shop), "--http", str(port)], stderr=subprocess.PIPE
+    )
+    transport = _DropFirstCallStream()
+    try:
+        wait_for_port(port, server)
+        async with (
+            httpx2.AsyncClient(transport=transport, timeout=30) as http,
+            streamable_http_client(f"http://127.0.0.1:{port}/mcp", http_client=http) as streams,
+            ClientSession(*streams) as session,
+        ):
+            await session.initialize()
+            outcome = await execute(
+                session, "await new Promise((r) => setTimeout(r, 300))\nreturn 42"
+            )
+    finally:
+        server.terminate()
+        server.communicate(timeout=20)
+    assert outcome == {"success": True, "result": 42, "logs": []}
+    assert transport.dropped_after  # the call's stream was cut after its first event
+    fields = dict(line.split(":", 1) for line in transport.dropped_after.strip().split("\n"))
+    assert {k: v.strip() for k, v in fields.items() if k != "id"} == {"retry": "1000", "data": ""}
+    assert len(fields["id"].strip()) >= 16  # an id nobody can guess
+    # the SDK client lost the stream after the priming event, reconnected from its id, and
+    # still received the program's result
+    assert transport.resumed_from == [fields["id"].strip()]
 
 
 def test_serve_over_stdio_stops_on_sigterm(serve_config: Path) -> None:
@@ -537,3 +654,42 @@ def test_importing_codemode_does_not_import_mcp() -> None:
     code = "import sys, codemode; print('mcp' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout == "False\n"
+
+
+INSPECTOR = "@modelcontextprotocol/inspector@2.12.0"
+
+
+@pytest.mark.slow
+def test_the_official_inspector_lints_the_served_tool_clean(tmp_path: Path) -> None:
+    """The MCP Inspector's --strict schema lint reports nothing (needs npm and the registry;
+    installs the Inspector into a cache directory on first use)."""
+    npm = shutil.which("npm")
+    if npm is None:
+        pytest.skip("npm is not installed")
+    cache = Path.home() / ".cache" / "codemode-test" / "inspector"
+    inspector = cache / "node_modules" / ".bin" / "mcp-inspector"
+    if not inspector.exists():
+        cache.mkdir(parents=True, exist_ok=True)
+        subprocess.run([npm, "install", "--silent", "--prefix", str(cache), INSPECTOR], check=True)
+    shop = Path(__file__).parent.parent / "examples" / "shop.py"
+    done = subprocess.run(
+        [
+            str(inspector),
+            "--cli",
+            "--method",
+            "tools/list",
+            "--strict",
+            "--",
+            CODEMODE,
+            "serve",
+            "--tools",
+            str(shop),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["tools"][0]["name"] == "execute_typescript"
+    assert "warning" not in done.stderr.lower() and "error" not in done.stderr.lower()

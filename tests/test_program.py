@@ -9,9 +9,9 @@ import pytest
 
 from codemode.languages.typescript._program import (
     PRELUDE,
-    call_lone_arrow,
+    extract_code,
+    prepare_body,
     prepare_program,
-    strip_fences,
 )
 from codemode.sandboxes.deno import RUNNER, deno_executable
 
@@ -20,6 +20,7 @@ def test_body_is_wrapped_without_moving_lines() -> None:
     program = prepare_program("const a = 1\nreturn a")
     assert program.source == PRELUDE + "const a = 1\nreturn a\n}\n"
     assert program.source.split("\n")[program.line_offset + 1] == "return a"
+    assert program.last_line == 2
 
 
 @pytest.mark.parametrize(
@@ -30,39 +31,105 @@ def test_body_is_wrapped_without_moving_lines() -> None:
         ("```\nreturn 1\n```", "\nreturn 1\n"),
         ("return '```'", "return '```'"),
         ("```ts\nreturn 1", "```ts\nreturn 1"),  # unbalanced: left for the parser to report
+        # prose around the block: only the code is kept, on its own lines
+        ("Here it is:\n```ts\nreturn 6\n```\nIt returns 6.", "\n\nreturn 6\n\n"),
+        # several blocks: the one tagged as code wins over the first
+        (
+            "First:\n```python\nprint(1)\n```\nthen\n~~~js\nreturn 2\n~~~\n",
+            "\n\n\n\n\n\nreturn 2\n\n",
+        ),
+        ("```\nreturn 1\n```\nor\n```bash\nls\n```", "\nreturn 1\n\n\n\n\n"),
+        # a longer fence holds a shorter one
+        ("````ts\nconst s = 1\n```\n````", "\nconst s = 1\n```\n"),
     ],
+    ids=["ts", "indented", "bare", "in-string", "unbalanced", "prose", "tagged", "first", "nested"],
 )
-def test_fences_are_blanked_keeping_line_numbers(code: str, expected: str) -> None:
-    assert strip_fences(code) == expected
+def test_code_is_extracted_from_fences_keeping_line_numbers(code: str, expected: str) -> None:
+    assert extract_code(code) == expected
+
+
+DEFAULT = (
+    '__codemode_default__ === "function" ? await __codemode_default__() : await '
+    "__codemode_default__"
+)
 
 
 @pytest.mark.parametrize(
     ("code", "expected"),
     [
-        ("async () => {\n  return 1\n}", "return await (async () => {\n  return 1\n})();"),
-        ("(async () => {\n  return 1\n})();", "return await (async () => {\n  return 1\n})();"),
-        ("async (): Promise<number> => { return 1 }", "return await (async () => { return 1 })();"),
+        # a notebook's last expression
+        ("42", "return 42"),
+        ("const x = 2\nx * 2", "const x = 2\nreturn x * 2"),
+        ("rows\n  .filter(r => r.ok)", "return rows\n  .filter(r => r.ok)"),
         (
-            "async () => { const s = '}' ; return s }",
-            "return await (async () => { const s = '}' ; return s })();",
+            "await main()\nasync function main() { return 1 }",
+            "return await main()\nasync function main() { return 1 }",
         ),
+        # a whole program that is a function: what calling it gives
+        ("async () => 42", "return await (async () => 42)()"),
+        ("async () => {\n  return 1\n}", "return await (async () => {\n  return 1\n})()"),
+        ("(async () => {\n  return 1\n})()", "return (async () => {\n  return 1\n})()"),
+        (
+            "export default async function main() {\n  return 5\n}",
+            "const __codemode_default__ = async function main() {\n  return 5\n}; return typeof "
+            + DEFAULT
+            + ";",
+        ),
+        (
+            "export default async () => 7",
+            "const __codemode_default__ = async () => 7; return typeof " + DEFAULT + ";",
+        ),
+        (
+            "async function main() {\n  return 9\n}",
+            "async function main() {\n  return 9\n}; return await main();",
+        ),
+        ("export const x = 1\nx", "const x = 1\nreturn x"),
+    ],
+    ids=[
+        "literal",
+        "expression",
+        "chained",
+        "call-above-declaration",
+        "arrow-expression",
+        "arrow-block",
+        "invoked-arrow",
+        "export-default-function",
+        "export-default-arrow",
+        "lone-main",
+        "export-const",
     ],
 )
-def test_a_lone_async_arrow_is_called(code: str, expected: str) -> None:
-    assert call_lone_arrow(code) == expected
+def test_programs_are_rewritten_to_give_their_value(code: str, expected: str) -> None:
+    assert prepare_body(code).text == expected
 
 
 @pytest.mark.parametrize(
     "code",
     [
-        "async () => { a }; async () => { b }",
-        "const f = async () => { return 1 }\nreturn f()",
-        "async () => { return 1 }\nconsole.log(2)",
         "return 1",
+        "const x = 1",  # a declaration gives nothing
+        "const a = 1\nif (a) { return 3 }\na + 1",  # an explicit return anywhere wins
+        "function fib(n) { return n < 2 ? n : fib(n - 1) + fib(n - 2) }",  # needs an argument
+        "async function main() { return 1 }\nconst r = await main()",  # used: not the program
+        "const f = async () => { return 1 }\nreturn f()",
+        "return (1 +",  # does not parse: Deno reports it
+        "for (const x of [1]) { console.log(x) }",
     ],
 )
 def test_other_programs_are_left_alone(code: str) -> None:
-    assert call_lone_arrow(code) == code
+    assert prepare_body(code).text == code
+
+
+@pytest.mark.parametrize(
+    ("code", "last_line"),
+    [
+        ("return 1", 1),
+        ("const a = 1\n\nreturn (1 +\n\n", 3),
+        ("Text\n```ts\nreturn 1\n```\nEnd", 3),
+    ],
+)
+def test_last_line_is_the_last_line_of_code(code: str, last_line: int) -> None:
+    assert prepare_body(code).last_line == last_line
 
 
 def test_runner_type_checks_and_lints(tmp_path: Path) -> None:

@@ -102,6 +102,7 @@ class Bridge:
         approve: Approve | None,
         request_context: Mapping[str, Any],
         code_mode_id: str,
+        input_hint: Callable[[str], str] | None = None,
         journal: CallJournal | None = None,
     ) -> None:
         self._tools = tools
@@ -117,7 +118,7 @@ class Bridge:
         layers.append(_allow_list)
         if tracing():
             layers.append(_trace(code_mode_id))
-        layers += [_validate, approval]
+        layers += [_validation(input_hint), approval]
         if journal is not None:
             layers.append(journal.record)
         self._handle = _compose(layers, self._execute)
@@ -219,21 +220,30 @@ def _trace(code_mode_id: str) -> Layer:
     return trace
 
 
-async def _validate(site: CallSite, next: Next) -> ToolReply | None:
-    assert site.tool is not None
-    try:
-        raw = {} if site.args_json is None else json.loads(site.args_json)
-    except ValueError:  # the runner relays the text as the program sent it: maybe forged
-        return ToolReply(
-            False,
-            error_message=f"The input of tool {site.tool.id} is not JSON.",
-            error_name="TypeError",
-        )
-    try:
-        site.input = site.tool.validate_input(raw)
-    except Exception as exc:
-        return failure(exc)
-    return await next(site)
+def _validation(input_hint: Callable[[str], str] | None) -> Layer:
+    async def validate(site: CallSite, next: Next) -> ToolReply | None:
+        assert site.tool is not None
+        try:
+            raw = {} if site.args_json is None else json.loads(site.args_json)
+        except ValueError:  # the runner relays the text as the program sent it: maybe forged
+            return ToolReply(
+                False,
+                error_message=f"The input of tool {site.tool.id} is not JSON.",
+                error_name="TypeError",
+            )
+        try:
+            site.input = site.tool.validate_input(raw)
+        except ToolValidationError as exc:
+            if input_hint is not None:
+                # The expected input in one line, so the model can fix the call without
+                # looking back at its instructions.
+                exc = ToolValidationError(f"{exc}\nExpected: {input_hint(site.name)}")
+            return failure(exc)
+        except Exception as exc:
+            return failure(exc)
+        return await next(site)
+
+    return validate
 
 
 class Approval:

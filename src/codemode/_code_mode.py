@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import atexit
+import contextlib
 import json
 import logging
 import threading
@@ -16,6 +18,7 @@ from typing import Any, Literal, NamedTuple, TypeVar
 import pydantic
 
 from ._bridge import Bridge
+from ._hints import called_in, undefined_function_hint
 from ._result import CodeModeError, CodeModeToolResult
 from ._tools import Approve, Tool, ToolContext
 from ._tracing import span
@@ -117,6 +120,7 @@ class CodeModeTool(Tool):
         self.checker = checker
         self.store = store
         self.pause_ttl = pause_ttl
+        self._hints: dict[str, str] = {}  # tool name -> its input hint, made on first use
 
     async def _execute_tool(self, code: CodeInput, context: ToolContext) -> CodeModeToolResult:
         return await self.execute({"code": code.code}, request_context=context.request_context)
@@ -169,13 +173,23 @@ class CodeModeTool(Tool):
         program = self.language.prepare(code)
         if self.store is not None:
             return await self._start_durable(code, program, request_context)
-        job = Job(program.source, program.line_offset, tuple(self.tools), self.limits)
-        bridge = Bridge(
-            self.tools, approve=self.approve, request_context=request_context, code_mode_id=self.id
+        job = Job(
+            program.source,
+            program.line_offset,
+            tuple(self.tools),
+            self.limits,
+            last_line=program.last_line,
         )
-        return await self._drive(job, bridge), bridge.tool_calls
+        bridge = Bridge(
+            self.tools,
+            approve=self.approve,
+            request_context=request_context,
+            code_mode_id=self.id,
+            input_hint=self._input_hint,
+        )
+        return await self._drive(job, bridge, code), bridge.tool_calls
 
-    async def _drive(self, job: Job, bridge: Bridge) -> CodeModeToolResult:
+    async def _drive(self, job: Job, bridge: Bridge, code: str) -> CodeModeToolResult:
         """Run ``job`` in the sandbox to its result, with the timeout; no tool call outlives it."""
         try:
             try:
@@ -193,9 +207,12 @@ class CodeModeTool(Tool):
         except SandboxError as exc:
             return self._failed(bridge, exc.name, exc.message)
         if not outcome.ok:
-            return CodeModeToolResult(success=False, logs=bridge.logs, error=outcome.error)
+            error = outcome.error and self._with_hint(outcome.error, code)
+            return CodeModeToolResult(success=False, logs=bridge.logs, error=error)
+        if outcome.result_json is None:  # the program returned nothing: no result at all
+            return CodeModeToolResult(success=True, logs=bridge.logs)
         try:
-            result = None if outcome.result_json is None else _strict_json(outcome.result_json)
+            result = _strict_json(outcome.result_json)
         except ValueError:  # the result text comes from the sandbox: a program can forge it
             return self._failed(
                 bridge, "ProtocolError", "The sandbox returned a result that is not valid JSON."
@@ -225,7 +242,7 @@ class CodeModeTool(Tool):
             _log.warning("could not record a new execution in %r", self.store, exc_info=True)
             return _refused(None, "ExecutionStoreError", f"The execution store failed: {exc}"), 0
         journal = self._journal(execution_id, owner, None)
-        return await self._run_pass(program, journal, request_context)
+        return await self._run_pass(code, program, journal, request_context)
 
     def _journal(self, execution_id: str, owner: str, state: Any) -> Journal:
         assert self.store is not None
@@ -239,7 +256,7 @@ class CodeModeTool(Tool):
         )
 
     async def _run_pass(
-        self, program: Program, journal: Journal, request_context: Mapping[str, Any]
+        self, code: str, program: Program, journal: Journal, request_context: Mapping[str, Any]
     ) -> tuple[CodeModeToolResult, int]:
         """One pass of a durable execution: replay what was recorded, go live, and end
         completed, failed or paused, as the store records it."""
@@ -248,6 +265,7 @@ class CodeModeTool(Tool):
             program.line_offset,
             tuple(self.tools),
             self.limits,
+            last_line=program.last_line,
             durable=journal.replay_run,
         )
         bridge = Bridge(
@@ -255,9 +273,10 @@ class CodeModeTool(Tool):
             approve=self.approve,
             request_context=request_context,
             code_mode_id=self.id,
+            input_hint=self._input_hint,
             journal=journal,
         )
-        result = self._pass_result(await self._drive(job, bridge), journal, bridge)
+        result = self._pass_result(await self._drive(job, bridge, code), journal, bridge)
         status: Literal["paused", "completed", "failed"] = (
             "paused" if result.status == "paused" else "completed" if result.success else "failed"
         )
@@ -372,7 +391,7 @@ class CodeModeTool(Tool):
             return _refused(execution_id, exc.name, exc.message), 0
         program = self.language.prepare(state.code)
         journal = self._journal(execution_id, owner, state)
-        return await self._run_pass(program, journal, request_context)
+        return await self._run_pass(state.code, program, journal, request_context)
 
     def resume_sync(
         self,
@@ -385,6 +404,20 @@ class CodeModeTool(Tool):
         return _background_loop().run(
             self.resume(execution_id, decisions, request_context=request_context)
         )
+
+    def _input_hint(self, name: str) -> str:
+        hint = self._hints.get(name)
+        if hint is None:
+            hint = self._hints[name] = self.language.input_hint(name, self.tools[name])
+        return hint
+
+    def _with_hint(self, error: CodeModeError, code: str) -> CodeModeError:
+        """A call to a function that does not exist gets the names that do."""
+        missing = self.language.undefined_name(error.name or "", error.message)
+        if missing is None or not called_in(code, missing, error.line):
+            return error
+        hint = undefined_function_hint(missing, [f"external_{name}" for name in self.tools])
+        return error.model_copy(update={"message": f"{error.message}. {hint}"})
 
     async def _typecheck(self, code: str) -> CodeModeToolResult | None:
         """A TypeCheckError result, or None to run the program. A broken checker does not
@@ -442,8 +475,24 @@ class _BackgroundLoop:
 
     def __init__(self) -> None:
         self.loop = asyncio.new_event_loop()
-        thread = threading.Thread(target=self.loop.run_forever, name="codemode-loop", daemon=True)
-        thread.start()
+        self._thread = threading.Thread(
+            target=self.loop.run_forever, name="codemode-loop", daemon=True
+        )
+        self._thread.start()
+        atexit.register(self._shut_down)
+
+    def _shut_down(self) -> None:
+        """At interpreter exit, close what lives on this loop (sandbox pools close with their
+        loop's async generators), so a script that never closed its sandbox exits quietly."""
+        if self.loop.is_closed() or not self.loop.is_running():
+            return
+        done = asyncio.run_coroutine_threadsafe(self.loop.shutdown_asyncgens(), self.loop)
+        with contextlib.suppress(Exception):
+            done.result(timeout=5)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(timeout=5)
+        if not self._thread.is_alive():
+            self.loop.close()
 
     def run(self, coro: Coroutine[Any, Any, T]) -> T:
         try:

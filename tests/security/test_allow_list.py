@@ -75,7 +75,12 @@ ATTACKS = [
     Attack(
         "other-code-mode-tool",
         "return await external_secret({})",
-        failed("external_secret is not defined", "ReferenceError"),
+        # the hint lists this code mode's own functions, never the other's
+        failed(
+            "external_secret is not defined. Available: external_echo, external_guarded, "
+            "external_strict.",
+            "ReferenceError",
+        ),
     ),
     Attack(
         "other-code-mode-tool-by-global",
@@ -106,7 +111,8 @@ ATTACKS = [
         'return await external_strict({ n: "1; DROP TABLE" })',
         failed(
             "Tool input validation failed for strict:\n"
-            "- n: Input should be a valid integer, unable to parse string as an integer",
+            "- n: Input should be a valid integer, unable to parse string as an integer\n"
+            "Expected: external_strict(input: { n: number; })",
             "ValidationError",
         ),
     ),
@@ -123,7 +129,8 @@ ATTACKS = [
             {
                 "name": "ValidationError",
                 "message": "Tool input validation failed for strict:\n"
-                "- (root): Input should be a valid dictionary or instance of Count",
+                "- (root): Input should be a valid dictionary or instance of Count\n"
+                "Expected: external_strict(input: { n: number; })",
             }
         ),
     ),

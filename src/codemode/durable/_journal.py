@@ -86,6 +86,7 @@ class Journal:
         self._probe = 0
         self._calls_at_probe = 0
         self._quiet_scheduled = False
+        self._reprobes = 0
         self._control: Callable[[dict[str, Any]], None] | None = None
         self.stopped = False
         self.paused = False
@@ -137,6 +138,7 @@ class Journal:
 
     # -- what the sandbox reports (through the bridge) -----------------------------------------
     def arrived(self, site: CallSite) -> None:
+        self._reprobes = 0
         self._steps += 1
         site.step = self._steps
         site.line, self._line = self._line, None
@@ -162,8 +164,11 @@ class Journal:
         # Calls over the concurrency limit wait in the runner, unseen here: more is fine then.
         if waiting > expected and expected < self._max_concurrent:
             # It waits on calls answered here whose replies are still on their way: ask again,
-            # behind them on the same channel.
-            self._quiet()
+            # behind them on the same channel (a bounded number of times: a forged count must
+            # not keep the two sides talking).
+            if self._reprobes < _MAX_REPROBES:
+                self._reprobes += 1
+                self._quiet()
             return
         if waiting < expected:
             return
@@ -416,6 +421,7 @@ def _retrieve(done: asyncio.Future[None]) -> None:
         done.exception()
 
 
+_MAX_REPROBES = 100  # probes in a row answered "still waiting on replies", with no new call
 _LAZY_WRITE_S = 0.05  # how long an outcome may wait to share a commit with the next start
 
 

@@ -21,10 +21,13 @@ __all__ = ["Language", "Program", "ProgramChecker", "TypeCheckFailure", "TypeChe
 @dataclass(frozen=True)
 class Program:
     """A module ready to run, and how its lines map back to the submitted code: the line in
-    the model's text is the line in ``source`` minus ``line_offset``."""
+    the model's text is the line in ``source`` minus ``line_offset``. ``last_line`` is the last
+    line of the model's code (an error past it, such as a syntax error at the end of input, is
+    reported there); None when unknown."""
 
     source: str
     line_offset: int
+    last_line: int | None = None
 
 
 @dataclass(frozen=True)
@@ -75,6 +78,14 @@ class Language(abc.ABC):
     @abc.abstractmethod
     def prepare(self, code: str) -> Program:
         """The runnable module for the model's text (fences, wrappers, result handling)."""
+
+    @abc.abstractmethod
+    def undefined_name(self, error_name: str, message: str) -> str | None:
+        """The name in an "is not defined" error of this language's runtime, else None."""
+
+    @abc.abstractmethod
+    def input_hint(self, name: str, tool: Tool) -> str:
+        """One line saying how to call ``external_<name>``: the input it expects."""
 
     @abc.abstractmethod
     def checkable(self, code: str) -> str:

@@ -54,12 +54,14 @@ class DurableRun:
 @dataclass(frozen=True)
 class Job:
     """One program to run: the module source, its line offset and the allowed tool names.
-    ``durable`` is set for a durable execution (then the host is a ``DurableHost``)."""
+    ``last_line`` is the last line of the model's code (see ``Program``). ``durable`` is set
+    for a durable execution (then the host is a ``DurableHost``)."""
 
     source: str
     line_offset: int
     tools: tuple[str, ...]
     limits: ExecutionLimits
+    last_line: int | None = None
     durable: DurableRun | None = None
 
 

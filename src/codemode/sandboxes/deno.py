@@ -16,10 +16,12 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import tempfile
 import weakref
 from collections import deque
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
@@ -80,8 +82,9 @@ class _DenoProcess:
         self.heap_mb = 0  # the V8 heap limit it was started with
         self.message_limit = 0  # bytes in one line from the runner
         self.retire_rss = 0  # bytes; a process holding more once a job is done is not reused
-        self.stderr_tail = b""
-        self._stderr_task: asyncio.Task[None] | None = None
+        self._stderr: _StderrTail | None = None
+        self._stderr_transport: asyncio.ReadTransport | None = None
+        self._reaped: asyncio.Future[int] | None = None
         self._killed = False
         _LIVE.add(self)
 
@@ -90,17 +93,14 @@ class _DenoProcess:
         workdir = tempfile.mkdtemp(prefix="codemode-")  # 0700: only we can reach the socket
         socket_path = os.path.join(workdir, "host.sock")
         loop = asyncio.get_running_loop()
-        connected: asyncio.Future[tuple[asyncio.StreamReader, asyncio.StreamWriter]]
-        connected = loop.create_future()
-
-        def on_connect(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-            if connected.done():  # only the first connection is the runner's
-                writer.close()
-                return
-            connected.set_result((reader, writer))
-
-        server = await asyncio.start_unix_server(on_connect, path=socket_path, limit=limit)
+        # One connection is accepted, the runner's; then nothing listens. A plain socket and
+        # sock_accept, not a server: no accept task of asyncio's own is left to cancel (and
+        # report, in debug mode) when a loop shuts down during a start.
+        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
+            listener.bind(socket_path)
+            listener.listen(1)
+            listener.setblocking(False)
             proc = _spawn(
                 deno_executable(),
                 "run",
@@ -110,67 +110,93 @@ class _DenoProcess:
                 cwd=workdir,
             )
         except BaseException:
-            server.close()
+            listener.close()
             shutil.rmtree(workdir, ignore_errors=True)
             raise
         self = cls(proc, workdir)
         self.heap_mb = config.heap_mb
         self.message_limit = limit
-        self._stderr_task = asyncio.create_task(self._drain_stderr())
+        exited: asyncio.Future[Any] | None = None
+        accepted: asyncio.Future[tuple[socket.socket, Any]] | None = None
         try:
-            exited: asyncio.Future[Any] = asyncio.ensure_future(self.wait_exit())
-            waiting: set[asyncio.Future[Any]] = {connected, exited}
+            await self._read_stderr()
+            exited = asyncio.ensure_future(self.wait_exit())
+            accepted = asyncio.ensure_future(loop.sock_accept(listener))
+            waiting: set[asyncio.Future[Any]] = {accepted, exited}
             done, _ = await asyncio.wait(
                 waiting, timeout=_START_TIMEOUT, return_when=asyncio.FIRST_COMPLETED
             )
-            if connected not in done:
-                exited.cancel()
+            if accepted not in done:
                 await self._stderr_settled()
                 raise SandboxError(
                     "SandboxStartError",
                     f"The Deno sandbox process did not start: {self.describe_exit()}",
                 )
-            exited.cancel()
-            self.reader, self.writer = connected.result()
+            connection, _ = accepted.result()
+            try:
+                self.reader, self.writer = await asyncio.open_unix_connection(
+                    sock=connection, limit=limit
+                )
+            except BaseException:
+                connection.close()
+                raise
         except BaseException:
-            # A connection that came (or comes) too late is closed, not left to the GC.
-            if not connected.done():
-                connected.cancel()
-            elif not connected.cancelled() and self.writer is None:
-                connected.result()[1].close()
-            await asyncio.shield(self.aclose())  # reaped even when the start is cancelled
+            await asyncio.shield(self.closed())  # reaped even when the start is cancelled
             raise
         finally:
-            server.close()
+            if exited is not None:
+                exited.cancel()
+            if accepted is not None and self.writer is None:
+                _drop_connection(accepted)
+            listener.close()
             with contextlib.suppress(OSError):
                 os.unlink(socket_path)
         return self
 
-    async def _drain_stderr(self) -> None:
-        """Keep the last bytes of stderr for error messages; a flood is read and dropped."""
+    async def _read_stderr(self) -> None:
+        """Keep the last bytes of stderr for error messages; a flood is read and dropped. A
+        protocol rather than a reading task: nothing is left pending when a loop closes."""
         assert self.proc.stderr is not None
         loop = asyncio.get_running_loop()
-        stream = asyncio.StreamReader(limit=_STDERR_TAIL, loop=loop)
-        transport, _ = await loop.connect_read_pipe(
-            lambda: asyncio.StreamReaderProtocol(stream, loop=loop), self.proc.stderr
-        )
-        try:
-            while chunk := await stream.read(65536):
-                self.stderr_tail = (self.stderr_tail + chunk)[-_STDERR_TAIL:]
-        finally:
-            transport.close()
+        tail = self._stderr = _StderrTail(loop)
+        self._stderr_transport, _ = await loop.connect_read_pipe(lambda: tail, self.proc.stderr)
+
+    @property
+    def stderr_tail(self) -> bytes:
+        return b"" if self._stderr is None else bytes(self._stderr.tail)
 
     async def wait_exit(self) -> int:
-        """Reap the process. Polled: asyncio's child watchers cost a thread per process and,
-        on Python 3.11, can wait forever for a spawn that was cancelled."""
+        """Wait until the process exits by itself, and reap it. Polled: asyncio's child
+        watchers cost a thread per process and, on Python 3.11, can wait forever for a spawn
+        that was cancelled."""
         while (code := self.proc.poll()) is None:
             await asyncio.sleep(0.005)
         return code
 
+    def _reaping(self) -> asyncio.Future[int]:
+        """A future for the exit code of a killed process, polled from loop callbacks until it
+        is reaped (a few milliseconds). Unlike a task, a callback still pending when a loop
+        closes is dropped silently."""
+        if self._reaped is None:
+            loop = asyncio.get_running_loop()
+            reaped: asyncio.Future[int] = loop.create_future()
+            self._reaped = reaped
+
+            def poll() -> None:
+                code = self.proc.poll()
+                if code is None:
+                    loop.call_later(0.005, poll)
+                elif not reaped.done():
+                    reaped.set_result(code)
+
+            poll()
+        return self._reaped
+
     async def _stderr_settled(self) -> None:
-        if self._stderr_task is not None:
-            with contextlib.suppress(asyncio.TimeoutError, asyncio.CancelledError):
-                await asyncio.wait_for(asyncio.shield(self._stderr_task), 0.5)
+        """Wait briefly for the rest of stderr once the process is gone (its last words)."""
+        if self._stderr is not None:
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(asyncio.shield(self._stderr.closed), 0.5)
 
     async def wait_ready(self) -> None:
         """Wait for the runner to report a fresh worker waiting for its job."""
@@ -220,18 +246,22 @@ class _DenoProcess:
         if self.proc.poll() is None:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(self.proc.pid, signal.SIGKILL)
-        if self.writer is not None:
-            with contextlib.suppress(RuntimeError):  # its loop may already be closed (at exit)
-                self.writer.close()
+        for transport in (self.writer, self._stderr_transport):
+            if transport is not None:
+                with contextlib.suppress(RuntimeError):  # its loop may be closed (at exit)
+                    transport.close()
         shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def closed(self) -> asyncio.Future[int]:
+        """Kill now; the future is done once the process is reaped and its pipe closed. A
+        future, not a coroutine: shielding it starts no task that a closing loop could find
+        pending."""
+        self.kill()
+        return self._reaping()
 
     async def aclose(self) -> None:
         """Kill and reap, so no zombie or pipe outlives the process."""
-        self.kill()
-        await self.wait_exit()
-        if self._stderr_task is not None:
-            await self._stderr_settled()
-            self._stderr_task.cancel()
+        await self.closed()
 
     def describe_exit(self) -> str:
         code = self.proc.returncode
@@ -256,6 +286,7 @@ class _DenoProcess:
             "t": "run",
             "source": job.source,
             "lineOffset": job.line_offset,
+            "lastLine": job.last_line,
             "tools": list(job.tools),
             "limits": {
                 "maxToolCalls": limits.max_tool_calls,
@@ -392,6 +423,29 @@ class _DenoProcess:
         )
 
 
+def _drop_connection(accepted: asyncio.Future[tuple[socket.socket, Any]]) -> None:
+    """Stop waiting for the runner's connection; one that came but was not taken is closed,
+    not left to the garbage collector."""
+    if not accepted.cancel() and not accepted.cancelled() and accepted.exception() is None:
+        accepted.result()[0].close()
+
+
+class _StderrTail(asyncio.Protocol):
+    """The last bytes a process wrote to stderr."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.tail = bytearray()
+        self.closed: asyncio.Future[None] = loop.create_future()
+
+    def data_received(self, data: bytes) -> None:
+        self.tail += data
+        del self.tail[:-_STDERR_TAIL]
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.closed.done():
+            self.closed.set_result(None)
+
+
 def _spawn(*args: str, env: dict[str, str], cwd: str) -> subprocess.Popen[bytes]:
     """Start a runner in its own process group (a plain fork/exec of a few milliseconds)."""
     return subprocess.Popen(
@@ -485,8 +539,23 @@ class _Pool:
         self.recycling = 0  # finished a job; booting the realm for the next one (~10 ms)
         self.changed = asyncio.Event()  # set whenever a process becomes idle or goes away
         self.tasks: set[asyncio.Task[None]] = set()  # starts and recycles, cancelled on close
-        self.closing: set[asyncio.Future[None]] = set()  # reaping, awaited on close
+        self.closing: set[asyncio.Future[int]] = set()  # reaping, awaited on close
         self.closed = False
+        self._loop_shutdown: AsyncIterator[None] | None = None
+
+    async def _close_with_loop(self) -> AsyncIterator[None]:
+        """An async generator that the loop finalizes when it shuts down (``asyncio.run``
+        calls ``shutdown_asyncgens``): a pool nobody closed closes with its loop, so no start
+        or recycle task is left pending and every process is reaped."""
+        try:
+            yield
+        finally:
+            await self.aclose()
+
+    async def _hook_loop_shutdown(self) -> None:
+        if self._loop_shutdown is None:
+            self._loop_shutdown = self._close_with_loop()
+            await anext(self._loop_shutdown)  # first iteration: the loop now tracks it
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.ensure_future(coro)
@@ -528,7 +597,7 @@ class _Pool:
     def _discard(self, process: _DenoProcess) -> None:
         self.live.discard(process)
         process.kill()
-        closing = asyncio.ensure_future(process.aclose())
+        closing = process.closed()
         self.closing.add(closing)
         closing.add_done_callback(self.closing.discard)
         self._notify()
@@ -547,6 +616,7 @@ class _Pool:
             self._spawn(self._start_spare())
 
     async def acquire(self) -> _DenoProcess:
+        await self._hook_loop_shutdown()
         while True:
             while self.idle:
                 process = self.idle.popleft()
@@ -673,6 +743,7 @@ class DenoSandbox(Sandbox):
     async def start(self) -> None:
         """Start ``prestart`` processes now instead of at the first execution."""
         pool = self._pool()
+        await pool._hook_loop_shutdown()
         pool.refill()
         await asyncio.gather(*pool.tasks, return_exceptions=True)
 
@@ -699,7 +770,7 @@ class DenoSandbox(Sandbox):
             if not reusable:
                 # Reap it before returning, even when cancelled: nothing of an execution
                 # outlives it. (A second cancellation leaves the reaping to the pool's task.)
-                await asyncio.shield(process.aclose())
+                await asyncio.shield(process.closed())
 
     async def aclose(self) -> None:
         """Kill and reap every process this sandbox started, on whichever loop owns it."""

@@ -39,6 +39,7 @@ from mcp.shared.exceptions import MCPError
 from mcp.shared.message import SessionMessage
 
 from ..._tools import Tool, create_tool
+from ._relay import LogRelay, current_request, progress_relay
 from .config import (
     HttpServerConfig,
     McpConfigError,
@@ -96,6 +97,11 @@ class _Upstream:
     # Why the server is gone, once it is. Programs see it, so it never carries the server's
     # stderr (which may hold anything); operators get that from ``McpServerConnection``.
     failure: str | None = None
+    # Where its log messages go while a gateway request has a call to it in flight.
+    logs: LogRelay = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.logs = LogRelay(self.name)
 
     async def settle(self) -> str:
         """Why the connection closed under a call."""
@@ -127,8 +133,14 @@ def _tool(
             raise McpConnectionError(
                 f"MCP server {upstream.name!r} is not running ({upstream.failure})"
             )
+        request = current_request.get()  # set when serving a gateway client's request
         try:
-            result = await session.call_tool(name, arguments)
+            with upstream.logs.listening(request):
+                result = await session.call_tool(
+                    name,
+                    arguments,
+                    progress_callback=progress_relay(request, f"{upstream.name}/{name}"),
+                )
         except MCPError as exc:
             if exc.code == mcp_types.CONNECTION_CLOSED:
                 reason = await upstream.settle()
@@ -320,7 +332,9 @@ class McpServerConnection(_Upstream):
         # when no call is in flight.
         send, receive = anyio.create_memory_object_stream[SessionMessage | Exception](0)
         tasks.start_soon(self._relay, read, send)
-        return await stack.enter_async_context(ClientSession(receive, write))
+        return await stack.enter_async_context(
+            ClientSession(receive, write, logging_callback=self.logs)
+        )
 
     async def _open_http(self, stack: AsyncExitStack, config: HttpServerConfig) -> ClientSession:
         client = None
@@ -333,7 +347,9 @@ class McpServerConnection(_Upstream):
         read, write = await stack.enter_async_context(
             streamable_http_client(config.url, http_client=client)
         )
-        return await stack.enter_async_context(ClientSession(read, write))
+        return await stack.enter_async_context(
+            ClientSession(read, write, logging_callback=self.logs)
+        )
 
     async def _read_stderr(self, fd: int) -> None:
         assert self._stderr is not None

@@ -18,8 +18,12 @@ from mcp.shared.exceptions import MCPError
 
 from ... import __version__
 from ..._code_mode import CodeMode, CodeModeTool
+from ._events import MemoryEventStore
+from ._relay import GatewayRequest, current_request
 
-__all__ = ["code_mode_server", "serve_code_mode"]
+__all__ = ["SSE_RETRY_MS", "code_mode_server", "serve_code_mode"]
+
+SSE_RETRY_MS = 1000  # how long a client waits before reconnecting to a lost SSE stream
 
 
 def code_mode_server(code_mode: CodeMode | CodeModeTool, *, name: str = "codemode") -> Server:
@@ -54,7 +58,13 @@ def code_mode_server(code_mode: CodeMode | CodeModeTool, *, name: str = "codemod
                 code=mcp_types.INVALID_PARAMS,
                 message=f"Unknown tool: {params.name} (this server has only {tool.id})",
             )
-        result = await tool.execute(params.arguments or {})
+        progress_token = (params.meta or {}).get("progress_token")
+        request = GatewayRequest(ctx.session, ctx.request_id, progress_token)
+        token = current_request.set(request)  # the program's upstream calls relay to it
+        try:
+            result = await tool.execute(params.arguments or {})
+        finally:
+            current_request.reset(token)
         payload = result.to_json()
         return mcp_types.CallToolResult(
             content=[mcp_types.TextContent(text=json.dumps(payload, ensure_ascii=False))],
@@ -115,7 +125,12 @@ async def _serve_http(
     except OSError as exc:
         reason = os.strerror(exc.errno) if exc.errno else str(exc)
         raise OSError(exc.errno, f"cannot listen on {host}:{port} ({reason})") from None
-    app = server.streamable_http_app(host=host)
+    # Resumable streams (the transport's recommendation): each SSE stream opens with a priming
+    # event carrying an id and a `retry:` delay, so a client that loses the stream mid-program
+    # reconnects with Last-Event-ID and gets the result it missed.
+    app = server.streamable_http_app(
+        host=host, event_store=MemoryEventStore(), retry_interval=SSE_RETRY_MS
+    )
     http = Uvicorn(uvicorn.Config(app, host=host, port=port, log_level="warning"))
     serving = asyncio.ensure_future(http.serve(sockets=[listener]))
     if on_ready is not None:

@@ -3,6 +3,7 @@ and the warm type checker."""
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Mapping
 
@@ -10,10 +11,14 @@ from ..._tools import Tool
 from .._base import Language, Program
 from ._checker import TypeChecker
 from ._contract import render_instructions, render_tool_declarations
-from ._declarations import to_identifier
-from ._program import call_lone_arrow, prepare_program, strip_fences
+from ._declarations import schema_to_typescript, to_identifier
+from ._program import prepare_body, prepare_program
 
 __all__ = ["LANGUAGE", "TypeScript"]
+
+_NOT_DEFINED = re.compile(r"^([\w$]+) is not defined$")
+_COMMENT = re.compile(r"/\*.*?\*/", re.DOTALL)
+_HINT_CHARS = 300
 
 
 class TypeScript(Language):
@@ -40,8 +45,18 @@ class TypeScript(Language):
     def prepare(self, code: str) -> Program:
         return prepare_program(code)
 
+    def undefined_name(self, error_name: str, message: str) -> str | None:
+        match = _NOT_DEFINED.match(message) if error_name == "ReferenceError" else None
+        return match.group(1) if match else None
+
+    def input_hint(self, name: str, tool: Tool) -> str:
+        text = " ".join(_COMMENT.sub("", schema_to_typescript(tool.input_schema)).split())
+        if len(text) > _HINT_CHARS:
+            text = text[: _HINT_CHARS - 1].rstrip() + "…"
+        return f"external_{name}(input: {text})"
+
     def checkable(self, code: str) -> str:
-        return call_lone_arrow(strip_fences(code))
+        return prepare_body(code).text
 
     def shared_checker(self) -> TypeChecker:
         with self._lock:

@@ -14,6 +14,7 @@ network goes to a dead proxy, and it starts with a clean environment in a scratc
 from __future__ import annotations
 
 import asyncio
+import atexit
 import contextlib
 import importlib
 import itertools
@@ -221,7 +222,19 @@ class TypeChecker:
                 raise TypeCheckerError("TypeChecker is closed")
             if self._io is None:
                 self._io = _IoThread()
+                # A checker nobody closed (the shared one) ends its server with the interpreter.
+                close = weakref.WeakMethod(self._close_at_exit)
+                atexit.register(lambda: (method := close()) is not None and method())
             return self._io
+
+    def _close_at_exit(self) -> None:
+        with self._guard:
+            io, self._io = self._io, None
+        if io is None or not io.loop.is_running():
+            return
+        with contextlib.suppress(Exception):
+            asyncio.run_coroutine_threadsafe(self._stop_server(), io.loop).result(timeout=5)
+        io.stop()
 
     def _ensure_workspace(self) -> _Workspace:
         with self._guard:

@@ -6,8 +6,8 @@
 // socket, or the host's replies for other executions. Everything the worker sends is untrusted
 // data, checked here before it crosses to the host.
 //
-// Host -> runner lines (JSON):  run {source, lineOffset, tools, limits, durable?} | ret {c, ok, v | e}
-//                               | probe {n} | stop          (the last two: durable executions only)
+// Host -> runner lines (JSON):  run {source, lineOffset, lastLine?, tools, limits, durable?}
+//                               | ret {c, ok, v | e} | probe {n} | stop   (probe, stop: durable only)
 // Runner -> host lines (JSON):  ready | call {c, n, a?, j?} | log {m} | done {ok, r? | e}
 //                               | idle {n, o, j}             (durable executions only)
 
@@ -25,6 +25,7 @@ interface RunMessage {
   t: "run";
   source: string;
   lineOffset: number;
+  lastLine?: number; // the last line of the model's code (after it: the wrapper's own lines)
   tools: string[];
   limits: Limits;
   durable?: DurableRun; // present: record (and first replay) what makes the run nondeterministic
@@ -120,8 +121,10 @@ function workerMain(): void {
     throw new TypeError("URL.createObjectURL is not available in the sandbox: a blob URL outlives the program.");
   });
 
-  // The line in the model's program for the first stack frame inside it.
-  function programLine(stack: unknown): number | undefined {
+  // The line in the model's program for the first stack frame inside it. A syntax error at the
+  // end of input points past the program, at the wrapper's closing line: `clamp` reports the
+  // program's last line instead.
+  function programLine(stack: unknown, clamp = false): number | undefined {
     if (typeof stack !== "string" || programUrl === "") return undefined;
     for (const frame of stack.split("\n")) {
       const at = frame.indexOf(programUrl + ":");
@@ -130,6 +133,7 @@ function workerMain(): void {
       if (!m) continue;
       const line = Number(m[1]) - lineOffset;
       if (line >= 1 && line <= lineCount) return line;
+      if (clamp && line > lineCount) return lineCount;
     }
     return undefined;
   }
@@ -159,28 +163,37 @@ function workerMain(): void {
     return undefined;
   }
 
-  // A JSON text for a value, or a TypeError that names what is not JSON and where.
-  function toJson(value: unknown, what: string): string | undefined {
+  // A JSON text for a value, or an error that names what is not JSON, where, and the fix: a
+  // TypeError for a tool's input (the program can catch it), a ResultError for the result.
+  function toJson(value: unknown, what: string, errorName = "TypeError"): string | undefined {
+    const fail = (message: string): never => {
+      throw errorName === "TypeError" ? new TypeError(message) : namedError(errorName, message);
+    };
     const stack: unknown[] = [];
     const check = (v: unknown, path: string): void => {
       const kind = typeof v;
-      if (kind === "bigint") {
-        throw new TypeError(`${what} is not JSON: BigInt at ${path} (convert it with Number() or String())`);
-      }
+      if (kind === "bigint") fail(`${what} is not JSON: BigInt at ${path} (convert it with Number() or String())`);
       if (kind === "function" || kind === "symbol") {
-        if (stack.length === 0 || Array.isArray(stack[stack.length - 1])) {
-          throw new TypeError(`${what} is not JSON: ${kind} at ${path}`);
+        if (stack.length > 0 && !Array.isArray(stack[stack.length - 1])) return; // dropped, as JSON.stringify does
+        if (kind === "function" && path === what && what === "result") {
+          fail("The program returned a function instead of its value: call it, e.g. `return await main()`.");
         }
-        return; // dropped from objects, as JSON.stringify does with methods
+        fail(`${what} is not JSON: ${kind} at ${path}` + (kind === "function" ? " (call it, or leave it out)" : ""));
       }
       if (kind !== "object" || v === null) return;
+      // A Promise (or any thenable) is a call that was not awaited: JSON would make it `{}`.
+      if (v instanceof Promise || typeof (v as { then?: unknown }).then === "function") {
+        fail(
+          path === what
+            ? `${what === "result" ? "The program returned" : `The ${what} is`} a Promise: add \`await\`.`
+            : `${what} holds a Promise at ${path}: a call was not awaited; add \`await\` (for several calls, \`await Promise.all([...])\`).`,
+        );
+      }
       const obj = v as { toJSON?: () => unknown };
       if (typeof obj.toJSON === "function") return check(obj.toJSON(), path);
-      if (stack.includes(v)) throw new TypeError(`${what} is not JSON: circular reference at ${path}`);
-      if (v instanceof Map) {
-        throw new TypeError(`${what} is not JSON: Map at ${path} (convert it with Object.fromEntries())`);
-      }
-      if (v instanceof Set) throw new TypeError(`${what} is not JSON: Set at ${path} (convert it with Array.from())`);
+      if (stack.includes(v)) fail(`${what} is not JSON: circular reference at ${path}`);
+      if (v instanceof Map) fail(`${what} is not JSON: Map at ${path} (convert it with Object.fromEntries())`);
+      if (v instanceof Set) fail(`${what} is not JSON: Set at ${path} (convert it with Array.from())`);
       stack.push(v);
       if (Array.isArray(v)) v.forEach((item, i) => check(item, `${path}[${i}]`));
       else for (const key of Object.keys(v as object)) check((v as Record<string, unknown>)[key], `${path}.${key}`);
@@ -333,8 +346,8 @@ function workerMain(): void {
     let replaying = events.length > 0;
     const MAX_VALUES = 200_000;
 
-    function divergence(message: string): never {
-      const err = namedError("ReplayDivergenceError", message);
+    function fail(name: string, message: string): never {
+      const err = namedError(name, message);
       finish({ ok: false, e: errorInfo(err) });
       throw err;
     }
@@ -344,7 +357,8 @@ function workerMain(): void {
       if (vi < values.length) {
         const entry = values[vi++];
         if (!Array.isArray(entry) || entry[0] !== kind) {
-          divergence(
+          fail(
+            "ReplayDivergenceError",
             `On resume, the program read ${kindName(kind)} where its first run read ${kindName(Array.isArray(entry) ? String(entry[0]) : "?")} (value ${vi}); the program is not deterministic.`,
           );
         }
@@ -352,7 +366,8 @@ function workerMain(): void {
       }
       const value = live();
       if (newValues.length >= MAX_VALUES) {
-        divergence(
+        fail(
+          "DurableLimitError",
           `The program read the clock or random values more than ${MAX_VALUES} times; a durable execution records each read. Read the clock once and reuse it.`,
         );
       }
@@ -481,7 +496,10 @@ function workerMain(): void {
           const id = Number(event.slice(1));
           if (kind === "t") {
             const timer = timers.get(id);
-            if (timer === undefined) return; // not created yet: the program waits for a result
+            if (timer === undefined) {
+              if (id <= timerSeq) ei += 1; // created and cleared since: it can never fire
+              return; // else not created yet: the program waits for a result
+            }
             ei += 1;
             fire(id, timer);
           } else {
@@ -640,7 +658,9 @@ function workerMain(): void {
     function releasable(): boolean {
       if (!replaying) return held.size > 0;
       const event = events[ei];
-      return event[0] === "t" ? timers.has(Number(event.slice(1))) : held.has(event);
+      if (event[0] !== "t") return held.has(event);
+      const id = Number(event.slice(1));
+      return timers.has(id) || id <= timerSeq;
     }
     function heldCalls(): number {
       let n = 0;
@@ -681,7 +701,7 @@ function workerMain(): void {
     maxLogBytes = msg.limits.maxLogBytes;
     maxWorkers = workersLeft = msg.limits.maxWorkers ?? 0;
     lineOffset = msg.lineOffset;
-    lineCount = msg.source.split("\n").length - lineOffset;
+    lineCount = msg.lastLine ?? msg.source.split("\n").length - lineOffset;
     installConsole();
     for (const name of msg.tools) {
       Object.defineProperty(globalThis, `external_${name}`, {
@@ -700,7 +720,12 @@ function workerMain(): void {
     }
     try {
       const value = await main();
-      const r = toJson(value, "result");
+      let r: string | undefined;
+      try {
+        r = toJson(value, "result", "ResultError");
+      } catch (err) {
+        return finish({ ok: false, e: errorInfo(err) });
+      }
       if (r !== undefined && r.length > msg.limits.maxResultBytes) {
         return finish({
           ok: false,
@@ -723,7 +748,7 @@ function workerMain(): void {
     const match = /^(?:TypeError: )?SyntaxError: ([^\n]*)/.exec(text);
     if (!match) return errorInfo(err);
     const info: ErrorInfo = { message: match[1], name: "SyntaxError" };
-    const line = programLine(text);
+    const line = programLine(text, true);
     if (line !== undefined) info.line = line;
     return info;
   }
