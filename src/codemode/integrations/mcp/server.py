@@ -18,6 +18,13 @@ from mcp.shared.exceptions import MCPError
 
 from ... import __version__
 from ..._code_mode import CodeMode, CodeModeTool
+from ._approvals import (
+    RESUME_TOOL,
+    approvals_until,
+    resume_execution,
+    resume_tool,
+    with_inline_approvals,
+)
 from ._events import MemoryEventStore
 from ._relay import GatewayRequest, current_request
 
@@ -31,6 +38,11 @@ def code_mode_server(code_mode: CodeMode | CodeModeTool, *, name: str = "codemod
 
     Its result is the ``CodeModeToolResult`` JSON, as structured content and as text; a failed
     program is an error result (``isError``), so clients show it to the model as one.
+
+    Calls that need approval and that the tool's ``approve`` leaves undecided are asked of the
+    client's user inline when the client supports elicitation (``_approvals``). With a store,
+    a call nobody decided pauses the program (a paused result is not an error: the program
+    waits), and a second tool, ``resume_execution``, continues it with the user's decisions.
     """
     tool = code_mode.tool if isinstance(code_mode, CodeMode) else code_mode
     if not isinstance(tool, CodeModeTool):
@@ -38,38 +50,50 @@ def code_mode_server(code_mode: CodeMode | CodeModeTool, *, name: str = "codemod
             "serve the CodeMode (or its tool) that create_code_mode() returns, "
             f"got {type(code_mode).__name__}"
         )
-    listed = mcp_types.Tool(
-        name=tool.id,
-        description=tool.description,
-        input_schema=tool.input_schema,
-        output_schema=tool.output_schema,
-    )
+    served = with_inline_approvals(tool)
+    listed = [
+        mcp_types.Tool(
+            name=tool.id,
+            description=tool.description,
+            input_schema=tool.input_schema,
+            output_schema=tool.output_schema,
+        )
+    ]
+    if tool.store is not None:
+        listed.append(resume_tool(tool))
+    names = " and ".join(t.name for t in listed)
 
     async def list_tools(
         ctx: Any, params: mcp_types.PaginatedRequestParams | None
     ) -> mcp_types.ListToolsResult:
-        return mcp_types.ListToolsResult(tools=[listed])
+        return mcp_types.ListToolsResult(tools=listed)
 
     async def call_tool(
         ctx: Any, params: mcp_types.CallToolRequestParams
     ) -> mcp_types.CallToolResult:
-        if params.name != tool.id:
+        arguments = params.arguments or {}
+        if params.name == tool.id:
+            run = served.execute(arguments)
+        elif params.name == RESUME_TOOL and tool.store is not None:
+            run = resume_execution(served, arguments)
+        else:
             raise MCPError(
                 code=mcp_types.INVALID_PARAMS,
-                message=f"Unknown tool: {params.name} (this server has only {tool.id})",
+                message=f"Unknown tool: {params.name} (this server has only {names})",
             )
         progress_token = (params.meta or {}).get("progress_token")
         request = GatewayRequest(ctx.session, ctx.request_id, progress_token)
         token = current_request.set(request)  # the program's upstream calls relay to it
         try:
-            result = await tool.execute(params.arguments or {})
+            with approvals_until(tool.timeout_ms):
+                result = await run
         finally:
             current_request.reset(token)
         payload = result.to_json()
         return mcp_types.CallToolResult(
             content=[mcp_types.TextContent(text=json.dumps(payload, ensure_ascii=False))],
             structured_content=payload,
-            is_error=not result.success,
+            is_error=not result.success and result.status != "paused",
         )
 
     return Server(name, version=__version__, on_list_tools=list_tools, on_call_tool=call_tool)
