@@ -414,7 +414,7 @@ ORDERED = """
 const order = [];
 const slow = external_slow({}).then((v) => order.push(`slow ${v}`));
 const fast = external_fast({}).then((v) => order.push(`fast ${v}`));
-const timer = new Promise((r) => setTimeout(r, 150)).then(() => order.push("timer"));
+const timer = new Promise((r) => setTimeout(r, 300)).then(() => order.push("timer"));
 const first = await Promise.race([slow, fast, timer].map((p, i) => p.then(() => i)));
 await Promise.all([slow, fast, timer]);
 order.push(`race won by ${first}`);
@@ -428,7 +428,7 @@ async def test_settle_and_timer_order_replays_exactly(
     sandbox: DenoSandbox, store: SqliteStore
 ) -> None:
     effects = Effects()
-    delays = {"slow": 0.4, "fast": 0.0}
+    delays = {"slow": 1.0, "fast": 0.0}
     tools = [
         effects.tool("slow", lambda _: 1, delay=delays["slow"]),
         effects.tool("fast", lambda _: 2, delay=delays["fast"]),

@@ -224,3 +224,33 @@ async def test_an_idempotent_call_in_doubt_runs_again_with_the_same_key(app: App
     assert done["result"] == {"outcome": "done", "count": 2}
     key = f"{execution_id}:2"
     assert app.runs("slow") == [{"key": key}, {"key": key}]  # same key: an API can deduplicate
+
+
+async def test_the_approvals_example_runs_end_to_end(tmp_path: Path) -> None:
+    example = Path(__file__).parents[1] / "examples" / "approvals.py"
+    env = {**os.environ, "APPROVALS_DB": str(tmp_path / "approvals.db")}
+
+    async def run(*args: str) -> str:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, str(example), *args, env=env, stdout=asyncio.subprocess.PIPE
+        )
+        out, _ = await asyncio.wait_for(process.communicate(), 120)
+        assert process.returncode == 0
+        return out.decode()
+
+    first = await run("run")
+    assert first.startswith("  [refund tool] o1: 40.0")  # under 100: no approval needed
+    paused = json.loads(first[first.index("{") :])
+    execution_id = paused["execution_id"]
+    big, bigger = (call["call_id"] for call in paused["pending"])
+    queue = (await run("pending")).splitlines()
+    assert [line.split()[:2] for line in queue] == [[execution_id, big], [execution_id, bigger]]
+    assert await run("approve", execution_id, big) == f"approved {big}\n"
+    assert await run("deny", execution_id, bigger, "no receipt") == f"denied {bigger}\n"
+    done = await run("resume", execution_id)
+    assert done.startswith(f"  [refund tool] o2: 250.0 (key {execution_id}:5)\n")
+    assert json.loads(done[done.index("{") :])["result"] == [
+        {"orderId": "o1", "refunded": 40},
+        {"orderId": "o2", "refunded": 250},
+        "not refunded: Tool refund requires approval and was not approved: no receipt",
+    ]

@@ -276,7 +276,9 @@ class CodeModeTool(Tool):
             input_hint=self._input_hint,
             journal=journal,
         )
-        result = self._pass_result(await self._drive(job, bridge, code), journal, bridge)
+        outcome = await self._drive(job, bridge, code)
+        journal.detach()  # the sandbox is done with this execution: no more probes or stops
+        result = self._pass_result(outcome, journal, bridge)
         status: Literal["paused", "completed", "failed"] = (
             "paused" if result.status == "paused" else "completed" if result.success else "failed"
         )
@@ -389,6 +391,11 @@ class CodeModeTool(Tool):
             )
         except ExecutionStoreError as exc:
             return _refused(execution_id, exc.name, exc.message), 0
+        except Exception as exc:  # the store itself failed (a lost database, a full disk)
+            _log.warning("could not resume %s from %r", execution_id, self.store, exc_info=True)
+            return _refused(
+                execution_id, "ExecutionStoreError", f"The execution store failed: {exc}"
+            ), 0
         program = self.language.prepare(state.code)
         journal = self._journal(execution_id, owner, state)
         return await self._run_pass(state.code, program, journal, request_context)

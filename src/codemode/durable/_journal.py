@@ -154,6 +154,10 @@ class Journal:
     def attach(self, control: Callable[[dict[str, Any]], None]) -> None:
         self._control = control
 
+    def detach(self) -> None:
+        """The pass is over: nothing more goes to the sandbox."""
+        self._control = None
+
     def idle(self, probe: Any, waiting: Any, journal: Any) -> None:
         self._tape.add(journal)
         if self.stopped or probe != self._probe or self._steps != self._calls_at_probe:

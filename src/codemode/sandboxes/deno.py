@@ -297,12 +297,15 @@ class _DenoProcess:
             },
         }
         durable: DurableHost | None = None
+        ended = False
         if job.durable is not None:  # the worker records (and first replays) its journal
             message["durable"] = {"events": job.durable.events, "values": job.durable.values}
             durable = cast(DurableHost, host)  # a durable job comes with a DurableHost
 
             def control(message: dict[str, Any]) -> None:
-                if not writer.is_closing():
+                # Probes and stops are for this execution only: once it has ended, the
+                # process may be running the next one.
+                if not ended and not writer.is_closing():
                     writer.write(json.dumps(message).encode() + b"\n")
 
             durable.attach(control)
@@ -376,6 +379,7 @@ class _DenoProcess:
                 elif kind == "idle" and durable is not None:
                     durable.idle(msg.get("n"), msg.get("o"), msg.get("j"))
         finally:
+            ended = True
             watchdog.cancel()
 
     async def _watch_memory(self, memory_mb: int, threads: int) -> None:
