@@ -220,3 +220,54 @@ def test_serve_on_a_port_in_use_exits_1(tmp_path: Path) -> None:
         done = codemode("serve", "--config", str(config), "--http", str(port))
     assert (done.returncode, done.stdout) == (1, "")
     assert done.stderr == f"codemode: cannot listen on 127.0.0.1:{port} (Address already in use)\n"
+
+
+# -- Python programs -------------------------------------------------------------------------------
+
+
+def test_run_picks_python_from_the_file_extension() -> None:
+    done = codemode("run", "examples/shop_program.py", "--tools", SHOP)
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert result["success"] is True
+    assert result["result"][0] == {
+        "name": "Espresso machine",
+        "sales": 1520.0,
+        "averageRating": 4.5,
+    }
+    assert done.stderr == ""
+
+
+def test_run_takes_the_language_from_the_option() -> None:
+    done = codemode("run", "-", "--language", "python", stdin="print('hi')\n6 * 7")
+    assert (done.returncode, json.loads(done.stdout)) == (
+        0,
+        {"success": True, "result": 42, "logs": ["hi"]},
+    )
+    failed = codemode("run", "-", "-l", "python", stdin="1 / 0")
+    assert failed.returncode == 1
+    assert json.loads(failed.stdout)["error"] == {
+        "message": "division by zero",
+        "name": "ZeroDivisionError",
+        "line": 1,
+    }
+
+
+def test_run_with_an_unknown_language_or_local_python_exits_2() -> None:
+    unknown = codemode("run", "-", "--language", "ruby", stdin="1")
+    assert (unknown.returncode, unknown.stderr) == (
+        2,
+        "Error: unknown language 'ruby'; choose one of: python, typescript\n",
+    )
+    local = codemode("run", "-", "--language", "python", "--local", stdin="1")
+    assert local.returncode == 2
+    assert "--local runs TypeScript with host privileges" in local.stderr
+
+
+def test_instructions_in_python() -> None:
+    done = codemode("instructions", "--tools", SHOP, "--language", "python")
+    assert done.returncode == 0
+    assert "You have a tool named `execute_python`" in done.stdout
+    assert "async def external_getTopProducts(*, limit: int) -> GetTopProductsOutput:" in (
+        done.stdout
+    )

@@ -25,7 +25,7 @@ from pydantic_ai.messages import (
 from pydantic_ai.models.function import AgentInfo, FunctionModel
 
 from _examples import EXAMPLES, SHOP_ANSWER, SHOP_RESULT, load_example, whoami_tool
-from codemode import DenoSandbox, Tool, create_code_mode, create_tool
+from codemode import DenoSandbox, MontySandbox, Tool, create_code_mode, create_tool
 from codemode.integrations.pydantic_ai import (
     approval_results,
     paused_executions,
@@ -250,6 +250,27 @@ async def test_code_tool_failure_is_the_specs_result_shape(deno_sandbox: DenoSan
         "logs": ["checking"],
         "error": {"message": "out of stock", "name": "RangeError", "line": 2},
     }
+
+
+async def test_the_python_code_tool_plugs_in_the_same_way() -> None:
+    """The adapter takes any code tool: here execute_python, with the quickstart in Python."""
+    example = load_example("pydantic_ai_agent")
+    program = (EXAMPLES / "shop_program.py").read_text()
+
+    def respond(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
+        returns = parts(messages, ToolReturnPart)
+        if not returns:
+            return ModelResponse(parts=[ToolCallPart("execute_python", {"code": program})])
+        return ModelResponse(parts=[TextPart(example.answer(returns[-1].content))])
+
+    sandbox = MontySandbox()
+    try:
+        result = await example.build_agent(FunctionModel(respond), sandbox).run(example.QUESTION)
+    finally:
+        await sandbox.aclose()
+    returns = parts(result.all_messages(), ToolReturnPart)
+    assert [r.content for r in returns] == [{"success": True, "result": SHOP_RESULT, "logs": []}]
+    assert result.output == SHOP_ANSWER.replace("scale: 4", "scale: 4.0")  # Python's round()
 
 
 async def test_null_result_reaches_the_model_as_null(deno_sandbox: DenoSandbox) -> None:

@@ -83,9 +83,11 @@ async def session_to(script: str, **env: str) -> AsyncIterator[ClientSession]:
 
 
 @asynccontextmanager
-async def serve(config: Path, errlog: Any) -> AsyncIterator[ClientSession]:
+async def serve(config: Path, errlog: Any, *options: str) -> AsyncIterator[ClientSession]:
     """A real MCP client connected to ``codemode serve --config CONFIG`` over stdio."""
-    params = StdioServerParameters(command=CODEMODE, args=["serve", "--config", str(config)])
+    params = StdioServerParameters(
+        command=CODEMODE, args=["serve", "--config", str(config), *options]
+    )
     async with (
         stdio_client(params, errlog=errlog) as (read, write),
         ClientSession(read, write) as session,
@@ -654,6 +656,28 @@ def test_importing_codemode_does_not_import_mcp() -> None:
     code = "import sys, codemode; print('mcp' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout == "False\n"
+
+
+async def test_serve_runs_python_programs_with_language_python(serve_config: Path) -> None:
+    with tempfile.TemporaryFile("w+") as errlog:
+        async with serve(serve_config, errlog, "--language", "python") as session:
+            listed = (await session.list_tools()).tools
+            assert [t.name for t in listed] == ["execute_python"]
+            description = listed[0].description or ""
+            assert "async def external_weather_get_forecast(*, city: str)" in description
+            result = await session.call_tool(
+                "execute_python",
+                {
+                    "code": "import asyncio\n"
+                    "paris, oslo = await asyncio.gather(\n"
+                    "    external_weather_get_forecast(city='Paris'),\n"
+                    "    external_weather_get_forecast(city='Oslo'),\n"
+                    ")\n"
+                    "print(oslo['conditions'])\n"
+                    "paris['high_c'] - oslo['high_c']"
+                },
+            )
+    assert result.structured_content == {"success": True, "result": 12, "logs": ["rain"]}
 
 
 INSPECTOR = "@modelcontextprotocol/inspector@2.12.0"

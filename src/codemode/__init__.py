@@ -1,10 +1,17 @@
-"""codemode: give an agent one tool that runs a model-written TypeScript program in a sandbox,
-calling your tools as ``external_*`` functions."""
+"""codemode: give an agent one tool that runs a model-written program (TypeScript in Deno, or
+Python in Monty) in a sandbox, calling your tools as ``external_*`` functions."""
 
 from ._code_mode import CodeMode, CodeModeTool, create_code_mode, create_code_mode_instructions
 from ._result import CodeModeError, CodeModeToolResult, PendingCall
 from ._tools import Schema, Tool, ToolCall, ToolContext, ToolValidationError, create_tool, tool
-from .sandboxes import DenoSandbox, ExecutionLimits, LocalSandbox, Sandbox, SandboxError
+from .sandboxes import (
+    DenoSandbox,
+    ExecutionLimits,
+    LocalSandbox,
+    MontySandbox,
+    Sandbox,
+    SandboxError,
+)
 
 __all__ = [
     "CodeMode",
@@ -14,6 +21,7 @@ __all__ = [
     "DenoSandbox",
     "ExecutionLimits",
     "LocalSandbox",
+    "MontySandbox",
     "PendingCall",
     "Sandbox",
     "SandboxError",

@@ -202,7 +202,8 @@ class CodeModeTool(Tool):
                 bridge,
                 "TimeoutError",
                 f"The program did not finish within the timeout of {self.timeout_ms} ms; "
-                "make it do less work or run independent calls in parallel with Promise.all.",
+                "make it do less work or run independent calls in parallel with "
+                f"{self.language.parallel_calls}.",
             )
         except SandboxError as exc:
             return self._failed(bridge, exc.name, exc.message)

@@ -28,7 +28,8 @@ from ._loading import ToolsSpecError, load_tools
 from ._result import CodeModeToolResult
 from ._tools import Tool
 from .integrations.mcp.config import McpConfigError, McpServerConfig, load_mcp_config
-from .sandboxes import DenoSandbox, LocalSandbox, Sandbox
+from .languages import Language, get_language, known_languages, language_for_file
+from .sandboxes import DenoSandbox, LocalSandbox, MontySandbox, Sandbox
 from .stores import (
     ExecutionState,
     ExecutionStatus,
@@ -43,8 +44,8 @@ T = TypeVar("T")
 
 app = typer.Typer(
     name="codemode",
-    help="""Run model-written TypeScript programs against your tools in a Deno sandbox, or
-serve them to any MCP client as one code tool.
+    help="""Run model-written programs against your tools in a sandbox (TypeScript in Deno,
+Python in Monty), or serve them to any MCP client as one code tool.
 
 Tools come from Python (--tools) and from MCP servers (--mcp-config); a program calls
 them as external_<name>(input), an MCP tool as external_<server>_<tool>(input).
@@ -53,6 +54,7 @@ Examples:
 
 \b
   codemode run examples/shop.ts --tools examples/shop.py
+  codemode run examples/shop_program.py --tools examples/shop.py
   codemode run program.ts --mcp-config servers.json
   codemode instructions --tools examples/shop.py
   codemode instructions --mcp-config servers.json
@@ -60,6 +62,7 @@ Examples:
   codemode serve --config servers.json --http 8765
   codemode run program.ts --tools tools.py --store runs.db
   codemode executions list --store runs.db
+  codemode serve --config servers.json --language python
 
 servers.json has the shape MCP clients share:
 
@@ -117,6 +120,38 @@ PauseTtlOption = Annotated[
 
 DEFAULT_PAUSE_TTL_S = DEFAULT_PAUSE_TTL.total_seconds()
 EXIT_PAUSED = 3  # the program waits for approvals: not a success, not a failure
+
+LanguageOption = Annotated[
+    str | None,
+    typer.Option(
+        "--language",
+        "-l",
+        help="The program language: typescript (Deno) or python (Monty). "
+        "Default: typescript, or what the program file's extension says for `run`.",
+    ),
+]
+
+
+def _language(name: str | None, file: Path | None = None) -> Language:
+    """The language asked for, else the file's (by extension), else TypeScript."""
+    if name is not None:
+        try:
+            return get_language(name.lower())
+        except ValueError:
+            raise _fail_usage(
+                f"unknown language {name!r}; choose one of: {', '.join(known_languages())}"
+            ) from None
+    found = language_for_file(str(file)) if file is not None else None
+    return found or get_language("typescript")
+
+
+def _sandbox(language: Language, *, local: bool = False, prestart: int = 2) -> Sandbox:
+    """The sandbox that runs programs in ``language``."""
+    if language.name == "python":
+        if local:
+            raise _fail_usage("--local runs TypeScript with host privileges; Python runs in Monty")
+        return MontySandbox(prestart=prestart)
+    return LocalSandbox(prestart=prestart) if local else DenoSandbox(prestart=prestart)
 
 
 class _UsageError(Exception):
@@ -196,9 +231,10 @@ def _print_json(value: Any) -> None:
 
 @app.command()
 def run(
-    file: Annotated[Path, typer.Argument(help="The TypeScript program (`-` for stdin).")],
+    file: Annotated[Path, typer.Argument(help="The program, .ts or .py (`-` for stdin).")],
     tools: ToolsOption = [],  # noqa: B006 - typer reads the default
     mcp_config: McpConfigOption = None,
+    language: LanguageOption = None,
     timeout: Annotated[int, typer.Option(help="Timeout in milliseconds.")] = DEFAULT_TIMEOUT_MS,
     local: Annotated[
         bool, typer.Option("--local", help="Use LocalSandbox (host privileges; trusted code only).")
@@ -216,9 +252,10 @@ def run(
             code = file.read_text(encoding="utf-8")
         except OSError as exc:
             raise _fail_usage(f"cannot read {file}: {exc.strerror}") from None
+    lang = _language(language, None if str(file) == "-" else file)
     named = _collect_tools(tools)
     configs = _read_mcp_config(mcp_config)
-    sandbox: Sandbox = LocalSandbox(prestart=0) if local else DenoSandbox(prestart=0)
+    sandbox = _sandbox(lang, local=local, prestart=0)
 
     async def main() -> CodeModeToolResult:
         async with _all_tools(named, configs) as available, _opened(store) as opened:
@@ -268,31 +305,34 @@ def instructions(
     tools: ToolsOption = [],  # noqa: B006 - typer reads the default
     mcp_config: McpConfigOption = None,
     id: Annotated[
-        str | None, typer.Option(help="The code tool's id (default: execute_typescript).")
+        str | None,
+        typer.Option(help="The code tool's id (default: execute_typescript or execute_python)."),
     ] = None,
+    language: LanguageOption = None,
 ) -> None:
     """Print the instructions the model receives: the usage contract and a typed declaration
     for each tool."""
+    lang = _language(language)
     named = _collect_tools(tools)
     configs = _read_mcp_config(mcp_config)
 
     async def main() -> str:
         async with _all_tools(named, configs) as available:
             try:
-                return create_code_mode_instructions(tools=available, id=id)
+                return create_code_mode_instructions(tools=available, id=id, language=lang)
             except (ValueError, TypeError) as exc:
                 raise _UsageError(str(exc)) from None
 
     try:
-        text = asyncio.run(main()) if configs is not None else _sync_instructions(named, id)
+        text = asyncio.run(main()) if configs is not None else _sync_instructions(named, id, lang)
     except _UsageError as exc:
         raise _fail_usage(str(exc)) from None
     typer.echo(text)
 
 
-def _sync_instructions(named: dict[str, Tool], id: str | None) -> str:
+def _sync_instructions(named: dict[str, Tool], id: str | None, language: Language) -> str:
     try:
-        return create_code_mode_instructions(tools=named, id=id)
+        return create_code_mode_instructions(tools=named, id=id, language=language)
     except (ValueError, TypeError) as exc:
         raise _UsageError(str(exc)) from None
 
@@ -319,13 +359,15 @@ def serve(
         ),
     ] = None,
     id: Annotated[
-        str | None, typer.Option(help="The code tool's id (default: execute_typescript).")
+        str | None,
+        typer.Option(help="The code tool's id (default: execute_typescript or execute_python)."),
     ] = None,
     timeout: Annotated[
         int, typer.Option(help="Timeout of one program, in milliseconds.")
     ] = DEFAULT_TIMEOUT_MS,
     store: StoreOption = None,
     pause_ttl: PauseTtlOption = DEFAULT_PAUSE_TTL_S,
+    language: LanguageOption = None,
 ) -> None:
     """Serve one code tool over MCP whose programs call every tool of the upstream servers
     (and of --tools). Upstream servers that fail to start are reported on stderr and left
@@ -334,6 +376,7 @@ def serve(
     program and a resume_execution tool continues it."""
     if config is None and not tools:
         raise _fail_usage("serve needs --config servers.json (or --tools MODULE:ATTR)")
+    lang = _language(language)
     named = _collect_tools(tools)
     configs = _read_mcp_config(config)
     _require_mcp()
@@ -348,7 +391,7 @@ def serve(
             try:
                 code_mode = create_code_mode(
                     tools=available,
-                    sandbox=DenoSandbox(),
+                    sandbox=_sandbox(lang),
                     timeout=timeout,
                     id=id,
                     store=opened,
@@ -683,6 +726,7 @@ def resume_execution(
     local: Annotated[
         bool, typer.Option("--local", help="Use LocalSandbox (host privileges; trusted code only).")
     ] = False,
+    language: LanguageOption = None,
 ) -> None:
     """Continue a paused execution with the decisions recorded for it (approve, deny), with the
     tools it paused with, and print its result as JSON: exit 0 when it completed, 1 when it
@@ -691,7 +735,7 @@ def resume_execution(
     configs = _read_mcp_config(mcp_config)
     if store is None:
         raise _fail_usage("name the store with --store (or $CODEMODE_STORE)")
-    sandbox: Sandbox = LocalSandbox(prestart=0) if local else DenoSandbox(prestart=0)
+    sandbox = _sandbox(_language(language), local=local, prestart=0)
 
     async def main() -> CodeModeToolResult:
         async with AsyncExitStack() as stack:

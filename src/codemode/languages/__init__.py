@@ -13,10 +13,15 @@ __all__ = [
     "TypeCheckFailure",
     "TypeCheckerError",
     "get_language",
+    "known_languages",
+    "language_for_file",
 ]
 
 # name -> the module whose ``LANGUAGE`` is that language, imported on first use.
-_KNOWN = {"typescript": "codemode.languages.typescript"}
+_KNOWN = {
+    "typescript": "codemode.languages.typescript",
+    "python": "codemode.languages.python",
+}
 
 
 def get_language(name: str | Language) -> Language:
@@ -28,3 +33,18 @@ def get_language(name: str | Language) -> Language:
         raise ValueError(f"unknown language {name!r}; known: {', '.join(sorted(_KNOWN))}")
     language: Language = importlib.import_module(module).LANGUAGE
     return language
+
+
+def known_languages() -> list[str]:
+    """The names ``get_language`` accepts."""
+    return sorted(_KNOWN)
+
+
+def language_for_file(name: str) -> Language | None:
+    """The language whose programs end like ``name`` (``.py``, ``.ts``), or None."""
+    lowered = name.lower()
+    for known in _KNOWN:
+        language = get_language(known)
+        if lowered.endswith(language.file_extensions):
+            return language
+    return None

@@ -61,6 +61,8 @@ class Language(abc.ABC):
     default_tool_id: str
     #: File extensions of programs in this language, for the command line.
     file_extensions: tuple[str, ...]
+    #: How a program runs independent calls in parallel, named in error messages.
+    parallel_calls: str = "Promise.all"
 
     @abc.abstractmethod
     def identifier(self, key: str) -> str:

@@ -3,6 +3,7 @@
 from ._base import ExecutionHost, ExecutionLimits, Job, Outcome, Sandbox, SandboxError, ToolReply
 from .deno import DenoSandbox
 from .local import LocalSandbox
+from .monty import MontySandbox
 
 __all__ = [
     "DenoSandbox",
@@ -10,6 +11,7 @@ __all__ = [
     "ExecutionLimits",
     "Job",
     "LocalSandbox",
+    "MontySandbox",
     "Outcome",
     "Sandbox",
     "SandboxError",
