@@ -81,7 +81,9 @@ def _tail(path: Path) -> str:
 
 # -- Redis ---------------------------------------------------------------------------------------
 @contextlib.contextmanager
-def redis_server() -> Iterator[RedisServer]:
+def redis_server(*, durable: bool = False) -> Iterator[RedisServer]:
+    """A throwaway redis-server. ``durable``: its append-only file synced on every write (as a
+    deployment that must not lose a recorded call runs it), else no persistence (tests)."""
     binary = shutil.which("redis-server")
     if binary is None:
         raise ServerMissing(f"redis-server is not installed; {INSTALL}")
@@ -97,7 +99,8 @@ def redis_server() -> Iterator[RedisServer]:
                     "--bind", "127.0.0.1",
                     "--dir", str(directory),
                     "--save", "",
-                    "--appendonly", "no",
+                    "--appendonly", "yes" if durable else "no",
+                    "--appendfsync", "always",
                     "--logfile", str(log),
                     "--daemonize", "no",
                 ],
@@ -169,7 +172,9 @@ def _unprivileged_user() -> pwd.struct_passwd | None:
 
 
 @contextlib.contextmanager
-def postgres_server() -> Iterator[PostgresServer]:
+def postgres_server(*, durable: bool = False) -> Iterator[PostgresServer]:
+    """A throwaway Postgres cluster. ``durable``: fsync on, as any deployment runs it; else
+    off (tests: nothing need survive the machine)."""
     initdb, postgres = _postgres_binaries()
     user = _unprivileged_user()
     directory = Path(tempfile.mkdtemp(prefix="codemode-pg-"))
@@ -201,8 +206,8 @@ def postgres_server() -> Iterator[PostgresServer]:
                         "-p", str(port),
                         "-c", "listen_addresses=127.0.0.1",
                         "-c", f"unix_socket_directories={directory}",
-                        "-c", "fsync=off",
-                        "-c", "full_page_writes=off",
+                        "-c", f"fsync={'on' if durable else 'off'}",
+                        "-c", f"full_page_writes={'on' if durable else 'off'}",
                         "-c", "max_connections=200",
                     ],
                     stdout=out,
