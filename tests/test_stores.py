@@ -283,3 +283,61 @@ def test_a_server_store_belongs_to_the_loop_that_first_used_it(
 
 async def test_sqlite_is_no_server_store(tmp_path: Path) -> None:
     assert isinstance(open_store(str(tmp_path / "x.db")), SqliteStore)
+
+
+# -- connections the server dropped ---------------------------------------------------------------
+async def test_postgres_replaces_connections_the_server_dropped(
+    postgres_dsn: str, schema: str
+) -> None:
+    import psycopg
+
+    from codemode.stores import PostgresStore
+
+    async with PostgresStore(postgres_dsn, schema=schema) as store:
+        await paused(store)
+        async with await psycopg.AsyncConnection.connect(postgres_dsn, autocommit=True) as admin:
+            cursor = await admin.execute(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                "WHERE pid <> pg_backend_pid() AND datname = current_database()"
+            )
+            row = await cursor.fetchone()
+            assert row is not None and row[0] >= 1  # the store's pooled connection is gone
+        state = await store.get("e1")  # a failover or restart costs nobody a failed write
+        assert state is not None and state.status == "paused"
+
+
+async def test_redis_reconnects_after_the_server_dropped_its_clients(redis_url: str) -> None:
+    import redis.asyncio as aioredis
+
+    from codemode.stores import RedisStore
+
+    async with RedisStore(redis_url, prefix=f"t{uuid.uuid4().hex[:16]}") as store:
+        await paused(store)
+        admin = aioredis.from_url(redis_url)
+        try:
+            await admin.client_kill_filter(_type="normal", skipme=True)
+        finally:
+            await admin.aclose()
+        state = await store.get("e1")
+        assert state is not None and state.status == "paused"
+
+
+async def test_redis_a_record_sent_twice_is_written_once(redis_url: str) -> None:
+    """The client sends a command again when its connection dropped before the reply: the
+    record script must not append the tape chunk twice."""
+    from codemode.stores import RedisStore
+    from codemode.stores._remote import call_to_json
+
+    async with RedisStore(redis_url, prefix=f"t{uuid.uuid4().hex[:16]}") as store:
+        owner = new_owner()
+        await store.create(NewExecution("e1", "t", "code", "{}", 60), owner=owner, lease=30)
+        await store.record("e1", owner=owner, tape=["{}"])  # connects, loads the script
+        args = [owner, "write-1", 1, 1, call_to_json(call(1, "started")), '{"e":[1]}']
+        keys = list(store._keys("e1"))
+        assert await store._record_script(keys=keys, args=args) == "ok"
+        assert await store._record_script(keys=keys, args=args) == "ok"  # the resend
+
+        state = await store.get("e1")
+    assert state is not None
+    assert state.tape == ("{}", '{"e":[1]}')
+    assert [(c.step, c.state) for c in state.calls] == [(1, "started")]

@@ -192,6 +192,9 @@ class PostgresStore:
             min_size=1,
             max_size=self._pool_size,
             kwargs={"autocommit": True},
+            # A connection is checked as it is taken (an empty query): after a restart or a
+            # failover, a dead pooled connection is replaced rather than failing a write.
+            check=AsyncConnectionPool.check_connection,
             timeout=self._connect_timeout,
             open=False,
             name=f"codemode-{self.schema}",

@@ -26,11 +26,14 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import timedelta
 from typing import Any, Literal, TypeVar
 
 import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
 from redis.exceptions import WatchError
 
 from ._base import (
@@ -73,22 +76,29 @@ T = TypeVar("T")
 # Any here, and what they return is checked where it is read.
 Pipeline = Any
 
-# KEYS: the execution, its calls, its tape. ARGV: owner, the number of calls, then step and
-# record JSON per call, then tape chunks. Returns "ok", or the status when the lease is lost.
+# KEYS: the execution, its calls, its tape. ARGV: owner, this write's id, the number of calls,
+# then step and record JSON per call, then tape chunks. Returns "ok", or the status when the
+# lease is lost. A write whose reply was lost (the connection dropped) is sent again by the
+# client: its id, kept as the execution's last write, makes the second one a no-op, so a tape
+# chunk is never appended twice.
 _RECORD = """
-local head = redis.call('HMGET', KEYS[1], 'status', 'owner')
+local head = redis.call('HMGET', KEYS[1], 'status', 'owner', 'last_write')
 if head[1] ~= 'running' or head[2] ~= ARGV[1] then
   return 'lost:' .. (head[1] or 'gone')
 end
-local n = tonumber(ARGV[2])
-local i = 3
+if head[3] == ARGV[2] then
+  return 'ok'
+end
+local n = tonumber(ARGV[3])
+local i = 4
 if n > 0 then
-  redis.call('HSET', KEYS[2], unpack(ARGV, 3, 2 + 2 * n))
-  i = 3 + 2 * n
+  redis.call('HSET', KEYS[2], unpack(ARGV, 4, 3 + 2 * n))
+  i = 4 + 2 * n
 end
 if #ARGV >= i then
   redis.call('RPUSH', KEYS[3], unpack(ARGV, i))
 end
+redis.call('HSET', KEYS[1], 'last_write', ARGV[2])
 local ttl = redis.call('PTTL', KEYS[1])
 if ttl > 0 then
   redis.call('PEXPIRE', KEYS[2], ttl)
@@ -177,7 +187,14 @@ class RedisStore:
                 "loop. Create one store per event loop."
             )
         if self._client is None:
-            self._client = aioredis.from_url(self._url, decode_responses=True)
+            # A dropped connection is made again and the command sent again (3 times, backing
+            # off): reads are safe to repeat, a watched transaction starts over (WatchError),
+            # and a record is made idempotent by its write id.
+            self._client = aioredis.from_url(
+                self._url,
+                decode_responses=True,
+                retry=Retry(ExponentialBackoff(cap=1.0, base=0.05), 3),
+            )
             self._record_script = self._client.register_script(_RECORD)
         return self._client
 
@@ -404,7 +421,7 @@ class RedisStore:
         tape: Sequence[str] = (),
     ) -> None:
         self._redis()
-        args: list[Any] = [owner, len(calls)]
+        args: list[Any] = [owner, uuid.uuid4().hex, len(calls)]
         for call in calls:
             args += [call.step, call_to_json(call)]
         args += list(tape)
