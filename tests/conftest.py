@@ -132,8 +132,11 @@ def host_memory() -> type[HostMemory]:
 
 # -- real database servers for the stores (tests/_servers.py) -------------------------------------
 def _server_or_skip(start: Any) -> Iterator[Any]:
-    """A server started for the whole session, or a skip that says what is missing (a failure
-    when CODEMODE_TEST_SERVERS=required, as in CI, where a skip would hide a broken install)."""
+    """A server started for one test module, or a skip that says what is missing (a failure
+    when CODEMODE_TEST_SERVERS=required, as in CI, where a skip would hide a broken install).
+
+    Module scope, not session: the servers are children of this process, and modules that
+    check that their tests leave no process behind (test_mcp.py) must not see them."""
     from _servers import ServerMissing
 
     try:
@@ -145,19 +148,19 @@ def _server_or_skip(start: Any) -> Iterator[Any]:
         pytest.skip(str(exc))
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def redis_url() -> Iterator[str]:
-    """The URL of a real redis-server this session started (on a free loopback port)."""
+    """The URL of a real redis-server started for this module (on a free loopback port)."""
     from _servers import redis_server
 
     for server in _server_or_skip(redis_server):
         yield server.url
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def postgres_dsn() -> Iterator[str]:
-    """The DSN of a real throwaway Postgres cluster this session started (initdb + postgres on
-    a free loopback port, as an unprivileged user when the tests run as root)."""
+    """The DSN of a real throwaway Postgres cluster started for this module (initdb + postgres
+    on a free loopback port, as an unprivileged user when the tests run as root)."""
     from _servers import postgres_server
 
     for server in _server_or_skip(postgres_server):

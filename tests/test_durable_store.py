@@ -1,6 +1,6 @@
 """Every store against the ExecutionStore contract: claims, compare-and-set decisions, fencing,
 expiry, the approval queue and pruning, in one process and across processes. Each test runs
-against SqliteStore, RedisStore and PostgresStore (real servers the session starts, see
+against SqliteStore, RedisStore and PostgresStore (real servers the tests start, see
 tests/_servers.py), so the stores behave alike."""
 
 from __future__ import annotations
@@ -90,7 +90,7 @@ async def paused(store: ExecutionStore, execution_id: str = "e1", ttl: float = 3
 
 def store_location(kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """Where a fresh, empty store of ``kind`` is: an SQLite file, or a key prefix / schema of
-    its own on the session's Redis / Postgres server."""
+    its own on the Redis / Postgres server started for the module."""
     if kind == "sqlite":
         return str(tmp_path / "runs.db")
     unique = f"t{uuid.uuid4().hex[:16]}"

@@ -141,7 +141,8 @@ async def _approved_resume(
     this process only) and approves each call that waits for approval (not one in doubt)."""
     if not ctx.tool_call_approved:
         return None
-    metadata = ctx.tool_call_metadata if isinstance(ctx.tool_call_metadata, Mapping) else {}
+    given = getattr(ctx, "tool_call_metadata", None)  # pydantic-ai >= 1.x carries it
+    metadata = given if isinstance(given, Mapping) else {}
     execution_id = metadata.get("execution_id")
     if not isinstance(execution_id, str):
         execution_id = paused_in.get(ctx.tool_call_id or "")
