@@ -3,9 +3,10 @@
 
 Every write is one transaction that first locks the execution's row (``SELECT ... FOR UPDATE``):
 a claim, a decision and a fenced record of the same execution therefore happen one after the
-other on any number of hosts, and each sees what the one before it committed. The rules they
-apply are the ones every store shares (``_rules``). The tables live in a schema of their own
-(``codemode`` unless told otherwise), created on first use and versioned.
+other on any number of hosts, and each sees what the one before it committed. The record of a
+call (the hot path) sends its lock, its writes and its commit together (pipeline mode). The
+rules they apply are the ones every store shares (``_rules``). The tables live in a schema of
+their own (``codemode`` unless told otherwise), created on first use and versioned.
 """
 
 from __future__ import annotations
@@ -273,6 +274,22 @@ class PostgresStore:
                     refusal = wrapped.error  # leaving the block normally commits
             raise refusal
 
+    async def _fenced(
+        self, execution_id: str, owner: str, fn: Callable[[Conn, float], Awaitable[None]]
+    ) -> None:
+        """Write what ``fn`` queues, in one transaction, only while ``owner`` holds the
+        execution: the row lock, the check and the writes go to the server together (pipeline
+        mode, one round trip), and a lost lease rolls the writes back."""
+        pool = await self._connection_pool()
+        now = await self._clock.now()
+        async with pool.connection() as conn, conn.pipeline() as pipeline, conn.transaction():
+            fence = await conn.execute(self._sql.lock_owner, (execution_id,))
+            await fn(conn, now)
+            await pipeline.sync()
+            row = await fence.fetchone()
+            if row is None or row[0] != "running" or row[1] != owner:
+                raise lease_lost(execution_id, None if row is None else row[0])
+
     async def aclose(self) -> None:
         if self._closed:
             return
@@ -462,11 +479,10 @@ class PostgresStore:
         tape: Sequence[str] = (),
     ) -> None:
         async def write(conn: Conn, now: float) -> None:
-            await self._check_owner(conn, execution_id, owner)
             await self._save_calls(conn, execution_id, calls)
             await self._append_tape(conn, execution_id, tape)
 
-        await self._write(write)
+        await self._fenced(execution_id, owner, write)
 
     async def finish(
         self,
@@ -483,7 +499,6 @@ class PostgresStore:
         text = None if result is None else json.dumps(result)
 
         async def write(conn: Conn, now: float) -> None:
-            await self._check_owner(conn, execution_id, owner)
             await self._save_calls(conn, execution_id, calls)
             await self._append_tape(conn, execution_id, tape)
             if status == "paused":
@@ -491,7 +506,7 @@ class PostgresStore:
             else:
                 await conn.execute(self._sql.end, (status, now, now, text, execution_id))
 
-        await self._write(write)
+        await self._fenced(execution_id, owner, write)
 
     async def prune(self, *, keep_finished: timedelta | float | None = None) -> PruneReport:
         keep = self.keep_finished if keep_finished is None else seconds(keep_finished, "keep")
@@ -505,12 +520,6 @@ class PostgresStore:
         return await self._write(write)
 
     # -- pieces of writes --------------------------------------------------------------------------
-    async def _check_owner(self, conn: Conn, execution_id: str, owner: str) -> None:
-        cursor = await conn.execute(self._sql.lock_owner, (execution_id,))
-        row = await cursor.fetchone()
-        if row is None or row[0] != "running" or row[1] != owner:
-            raise lease_lost(execution_id, None if row is None else row[0])
-
     async def _mark_expired(self, conn: Conn, state: ExecutionState) -> None:
         expiry = expiry_of(state)
         await conn.execute(self._sql.mark_expired, (expiry, expiry, state.execution_id))
