@@ -44,3 +44,16 @@ async def process_gone(pid: int, within: float = 3.0) -> bool:
             return True
         await asyncio.sleep(0.02)
     return False
+
+
+def sandbox_pid(cwd: str) -> int:
+    """The host pid of the sandbox process working in ``cwd``. A program can say its working
+    directory (the same path inside the OS wall and out); ``Deno.pid`` is its own pid
+    namespace's behind bubblewrap."""
+    for child in psutil.Process().children(recursive=True):
+        try:
+            if child.name() == "deno" and child.cwd() == cwd:
+                return child.pid
+        except psutil.Error:
+            continue
+    raise LookupError(f"no sandbox process works in {cwd}")

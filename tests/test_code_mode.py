@@ -265,7 +265,10 @@ async def test_timeout_ends_a_runaway_program_and_its_process(
 async def test_timeout_cancels_tool_calls_in_flight() -> None:
     events: list[str] = []
     pids: set[int] = set()
-    sandbox = DenoSandbox(prestart=0, max_idle=0)  # one process: the one running the program
+    # One process, the one running the program, started before the clock (behind the OS wall a
+    # start can take much of the 300 ms on a loaded machine).
+    sandbox = DenoSandbox(prestart=1, max_idle=1, max_processes=1)
+    await sandbox.start()
 
     async def slow(_: dict[str, Any]) -> str:
         pids.update(deno_children())

@@ -19,7 +19,7 @@ import pytest
 from pydantic import BaseModel
 
 import codemode.sandboxes.deno as deno_module
-from _helpers import Matches, process_gone, run
+from _helpers import Matches, process_gone, run, sandbox_pid
 from codemode import CodeModeTool, DenoSandbox, Tool, create_code_mode, create_tool
 
 if TYPE_CHECKING:
@@ -54,8 +54,8 @@ class Tools:
     def vault(self, value: Any) -> Any:
         raise PermissionError("no access to the vault")
 
-    async def hang(self, value: dict[str, int]) -> None:
-        self.pid = value["pid"]
+    async def hang(self, value: dict[str, str]) -> None:
+        self.pid = sandbox_pid(value["cwd"])
         self.started.set()
         try:
             await asyncio.Event().wait()
@@ -63,8 +63,8 @@ class Tools:
             self.cancelled.set()
             raise
 
-    def note(self, value: dict[str, int]) -> None:
-        self.pid = value["pid"]
+    def note(self, value: dict[str, str]) -> None:
+        self.pid = sandbox_pid(value["cwd"])
         self.started.set()
 
     def count(self, value: Any) -> Any:
@@ -141,7 +141,7 @@ async def test_a_tool_that_hangs_past_the_timeout_is_cancelled(
     sandbox: DenoSandbox, tools: Tools
 ) -> None:
     tool = code_tool(sandbox, tools, timeout=1000)
-    assert await run(tool, "return await external_hang({ pid: Deno.pid })") == failed(
+    assert await run(tool, "return await external_hang({ cwd: Deno.cwd() })") == failed(
         "TimeoutError",
         "The program did not finish within the timeout of 1000 ms; make it do less work or run "
         "independent calls in parallel with Promise.all.",
@@ -181,7 +181,7 @@ async def test_a_tool_that_returns_invalid_output(
 
 async def test_a_process_killed_from_outside(sandbox: DenoSandbox, tools: Tools) -> None:
     tool = code_tool(sandbox, tools, timeout=10_000)
-    execution = asyncio.create_task(run(tool, "return await external_hang({ pid: Deno.pid })"))
+    execution = asyncio.create_task(run(tool, "return await external_hang({ cwd: Deno.cwd() })"))
     await tools.started.wait()
     os.kill(tools.pid, signal.SIGKILL)
     assert await execution == failed(
@@ -196,7 +196,7 @@ async def test_cancelling_the_caller_ends_the_process_and_its_tool_calls(
     sandbox: DenoSandbox, tools: Tools
 ) -> None:
     tool = code_tool(sandbox, tools, timeout=30_000)
-    execution = asyncio.create_task(run(tool, "return await external_hang({ pid: Deno.pid })"))
+    execution = asyncio.create_task(run(tool, "return await external_hang({ cwd: Deno.cwd() })"))
     await tools.started.wait()
     execution.cancel()
     with pytest.raises(asyncio.CancelledError):
@@ -211,7 +211,7 @@ async def test_cancelling_the_caller_ends_a_busy_program(
 ) -> None:
     tool = code_tool(sandbox, tools, timeout=30_000)
     execution = asyncio.create_task(
-        run(tool, "await external_note({ pid: Deno.pid }); while (true) {}")
+        run(tool, "await external_note({ cwd: Deno.cwd() }); while (true) {}")
     )
     await tools.started.wait()
     process = psutil.Process(tools.pid)

@@ -37,11 +37,19 @@ def deno_children() -> set[int]:
     return all_deno_children() - _BEFORE
 
 
-async def settle(expected: int) -> set[int]:
-    """Processes start and stop in the background: wait briefly for the count to settle."""
-    for _ in range(200):
+async def settle(expected: int, steady: float = 0.3) -> set[int]:
+    """Processes start and stop in the background: wait (up to 5 s) for the count to be
+    ``expected`` and stay so for ``steady`` seconds (behind bubblewrap, a starting process
+    shows as a Deno process a moment after it was spawned)."""
+    since: float | None = None
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
         pids = deno_children()
-        if len(pids) == expected:
+        if len(pids) != expected:
+            since = None
+        elif since is None:
+            since = time.monotonic()
+        elif time.monotonic() - since >= steady:
             return pids
         await asyncio.sleep(0.01)
     return deno_children()

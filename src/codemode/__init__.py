@@ -5,6 +5,8 @@ from ._code_mode import CodeMode, CodeModeTool, create_code_mode, create_code_mo
 from ._result import CodeModeError, CodeModeToolResult, PendingCall
 from ._tools import Schema, Tool, ToolCall, ToolContext, ToolValidationError, create_tool, tool
 from .sandboxes import (
+    Confinement,
+    ConfinementReport,
     DenoSandbox,
     ExecutionLimits,
     LocalSandbox,
@@ -18,6 +20,8 @@ __all__ = [
     "CodeModeError",
     "CodeModeTool",
     "CodeModeToolResult",
+    "Confinement",
+    "ConfinementReport",
     "DenoSandbox",
     "ExecutionLimits",
     "LocalSandbox",

@@ -1,34 +1,79 @@
-"""Fixtures for escape attempts: one default ``DenoSandbox`` per test module, shared by all its
-attacks (so each attack also proves it did not poison the pool for the next one), and code
-tools over a harmless ``echo`` tool and a ``secret`` tool that belongs to another code mode."""
+"""Fixtures for escape attempts: one sandbox per test module, shared by all its attacks (so each
+attack also proves it did not poison the pool for the next one), and code tools over a harmless
+``echo`` tool and a ``secret`` tool that belongs to another code mode.
+
+Every attack runs three times, once behind each wall alone and once behind both:
+
+* ``deno``: ``DenoSandbox(confinement=None)``, Deno's permission checks alone;
+* ``wall``: ``LocalSandbox(confinement=Confinement())``, Deno with every permission granted inside
+  the OS wall alone (the situation after a total Deno or V8 permission bypass);
+* ``deno+wall``: ``DenoSandbox()``, the default, both.
+
+An attack states its result for each (``Attack.expected``, ``.walled``, ``.both``)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import os
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import pytest
 import pytest_asyncio
 
-from codemode import CodeModeTool, DenoSandbox, Tool, create_code_mode, create_tool
+from codemode import (
+    CodeModeTool,
+    Confinement,
+    DenoSandbox,
+    LocalSandbox,
+    Tool,
+    create_code_mode,
+    create_tool,
+)
 
 pytest.register_assert_rewrite("_support")
 
-from _support import Recorder  # noqa: E402 - after the rewrite hook, so asserts explain themselves
+from _support import (  # noqa: E402 - after the rewrite hook, so asserts explain themselves
+    HOST_SECRET,
+    Recorder,
+)
+
+SANDBOXES: dict[str, Callable[..., DenoSandbox]] = {
+    "deno": lambda **options: DenoSandbox(confinement=None, **options),
+    "wall": lambda **options: LocalSandbox(confinement=Confinement(), **options),
+    "deno+wall": lambda **options: DenoSandbox(**options),
+}
+LAYERS = {"deno": 1, "wall": 1, "deno+wall": 2}
+
+
+@pytest.fixture(scope="module", params=list(SANDBOXES))
+def walls(request: pytest.FixtureRequest) -> Iterator[str]:
+    """Which walls stand (see the module docstring). The host's environment holds a secret
+    meanwhile, which no program may read."""
+    os.environ["CODEMODE_HOST_SECRET"] = HOST_SECRET
+    try:
+        yield str(request.param)
+    finally:
+        del os.environ["CODEMODE_HOST_SECRET"]
+
+
+def _checked(box: DenoSandbox, walls: str) -> DenoSandbox:
+    # A run meant to test a wall must have it: a machine without one fails here, loudly.
+    assert len(box.confinement_report().layers) == LAYERS[walls], box.confinement_report()
+    return box
 
 
 @pytest_asyncio.fixture(loop_scope="module", scope="module")
-async def sandbox() -> AsyncIterator[DenoSandbox]:
-    async with DenoSandbox() as box:
+async def sandbox(walls: str) -> AsyncIterator[DenoSandbox]:
+    async with _checked(SANDBOXES[walls](), walls) as box:
         yield box
 
 
 @pytest_asyncio.fixture(loop_scope="module", scope="module")
-async def one_process() -> AsyncIterator[DenoSandbox]:
+async def one_process(walls: str) -> AsyncIterator[DenoSandbox]:
     """A sandbox whose executions all run one after another in the same process (the default
     pool may hand consecutive executions to different processes), for attacks on state that
     could survive from one execution to the next."""
-    async with DenoSandbox(prestart=0, max_idle=1) as box:
+    async with _checked(SANDBOXES[walls](prestart=0, max_idle=1, max_processes=1), walls) as box:
         yield box
 
 

@@ -3,6 +3,10 @@
 Every file API, node:fs, fetch(file:) and imports of local files are refused by Deno's
 permission checks. Paths are a different matter: a program can learn a few (see
 ``test_what_a_program_may_learn``), none of which it can open.
+
+Behind the OS wall alone, the same APIs find a filesystem holding nothing of the host's: no
+``/etc``, home, project or host process, a read-only root and ``/tmp``, and one scratch directory
+(the working directory) that is emptied after each execution.
 """
 
 from __future__ import annotations
@@ -15,15 +19,22 @@ import pytest
 from _support import (
     HEALTHY,
     HEALTHY_CODE,
+    HOST_SECRET,
+    NOT_FOUND,
+    NOT_PERMITTED,
+    READ_ONLY,
     UUID,
     Attack,
+    Lacks,
     Matches,
     check_attack,
     failed,
     not_capable,
+    os_refused,
     params,
     run,
     succeeded,
+    with_walls,
 )
 
 from codemode import CodeModeTool
@@ -32,6 +43,10 @@ from codemode.sandboxes.deno import RUNNER, deno_executable
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
 PWNED = Path(tempfile.gettempdir()) / "codemode-security-pwned"
+HOST_PID = os.getpid()  # this test process: the host of every sandbox here
+HOME = str(Path.home())
+PROJECT_FILE = str(Path(__file__).resolve().parents[2] / "pyproject.toml")
+SCRATCH = rf"{tempfile.gettempdir()}/codemode-[a-z0-9_]+"
 
 
 def read(path: str) -> str:
@@ -197,6 +212,83 @@ ATTACKS = [
 ]
 
 
+ATTACKS += [
+    # What the host holds: its own process, the user's home and the project.
+    Attack(
+        "read-host-environ",
+        f'return Deno.readTextFileSync("/proc/{HOST_PID}/environ")',
+        not_capable(read(f"/proc/{HOST_PID}/environ"), "read"),
+    ),
+    Attack(
+        "read-host-cmdline-by-pid",
+        f'return Deno.readTextFileSync("/proc/{HOST_PID}/cmdline")',
+        not_capable(read(f"/proc/{HOST_PID}/cmdline"), "read"),
+    ),
+    Attack(
+        "read-host-memory",
+        f'const f = Deno.openSync("/proc/{HOST_PID}/mem"); return 1',
+        not_capable(read(f"/proc/{HOST_PID}/mem"), "read"),
+    ),
+    Attack(
+        "list-home",
+        f'return [...Deno.readDirSync("{HOME}")].map(e => e.name)',
+        not_capable(read(HOME), "read"),
+    ),
+    Attack(
+        "read-project-file",
+        f'return Deno.readTextFileSync("{PROJECT_FILE}")',
+        not_capable(read(PROJECT_FILE), "read"),
+    ),
+]
+
+# Behind the OS wall alone: Deno would allow every one of these; the operating system refuses
+# them, or they find only the wall's own empty filesystem. The scratch directory is writable.
+WALLED = {
+    "read-sync": NOT_FOUND,
+    "read-async": NOT_FOUND,
+    "read-bytes": NOT_FOUND,
+    "open": NOT_FOUND,
+    "read-own-environ": succeeded(Lacks(HOST_SECRET)),  # its own, holding no host variable
+    # Its parent is the wall's own init (pid 1 of its pid namespace): bubblewrap's command line.
+    "read-host-cmdline": succeeded(Matches(r".*bwrap\x00--unshare-user\x00.*")),
+    "readlink-exe": succeeded(deno_executable()),
+    "stat": NOT_FOUND,
+    "realpath-cwd": succeeded(Matches(SCRATCH)),
+    "list-root": os_refused("Permission denied", "PermissionDenied"),
+    "list-cwd": succeeded([]),
+    "chdir": NOT_PERMITTED,  # seccomp: the working directory stays the scratch directory
+    "write": READ_ONLY,
+    "write-cwd": succeeded(1),  # the scratch directory; see test_state for the next execution
+    "mkdir": READ_ONLY,
+    "remove": READ_ONLY,
+    "truncate": NOT_FOUND,
+    "make-temp-dir": succeeded(Matches(rf"{SCRATCH}/[0-9a-f]+")),  # TMPDIR is the scratch
+    "symlink": succeeded(1),  # in the scratch, to a file the wall does not hold
+    "hard-link": NOT_FOUND,
+    "node-fs-read": failed("ENOENT: no such file or directory, open '/etc/passwd'", "Error"),
+    "node-fs-write": failed(f"EROFS: read-only file system, open '{PWNED}'", "Error"),
+    "fetch-file-url": failed(
+        "Error fetching file 'file:///etc/passwd': No such file or directory (os error 2)",
+        "TypeError",
+    ),
+    "import-literal-text": failed(
+        Matches(rf'Module not found "file:///etc/passwd".\n    at blob:null/{UUID}:2:\d+'),
+        "TypeError",
+    ),
+    "import-computed-json": failed('Module not found "file:///etc/os-release".', "TypeError"),
+    # The runner is in the wall, read-only; run again, it finds its host socket long gone.
+    "import-runner-source": failed("No such file or directory (os error 2)", "NotFound", None),
+    "import-runner-computed": failed("No such file or directory (os error 2)", "NotFound", None),
+    "import-data-url-reads": os_refused("No such file or directory", "NotFound", None),
+    "read-host-environ": NOT_FOUND,  # the host is in no pid namespace the program can see
+    "read-host-cmdline-by-pid": NOT_FOUND,
+    "read-host-memory": NOT_FOUND,
+    "list-home": NOT_FOUND,
+    "read-project-file": NOT_FOUND,
+}
+ATTACKS = with_walls(ATTACKS, WALLED)
+
+
 @pytest.mark.parametrize("attack", params(ATTACKS))
 async def test_host_files_are_out_of_reach(code_tool: CodeModeTool, attack: Attack) -> None:
     await check_attack(code_tool, attack)
@@ -228,7 +320,7 @@ async def test_what_a_program_may_learn(code_tool: CodeModeTool) -> None:
         }
         """,
     )
-    cwd = Matches(rf"{tempfile.gettempdir()}/codemode-[a-z0-9_]+")
+    cwd = Matches(SCRATCH)
     assert outcome == succeeded(
         {
             "cwd": cwd,

@@ -9,11 +9,14 @@ process it gives up on with SIGKILL to its process group, which no signal listen
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from _support import (
     HEALTHY,
     HEALTHY_CODE,
     Attack,
+    Recorder,
     check_attack,
     failed,
     params,
@@ -21,7 +24,7 @@ from _support import (
     succeeded,
 )
 
-from _helpers import process_gone
+from _helpers import process_gone, sandbox_pid
 from codemode import CodeModeTool
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
@@ -145,11 +148,17 @@ STUCK = {
 
 @pytest.mark.parametrize("code", STUCK.values(), ids=STUCK.keys())
 async def test_a_stuck_program_is_killed_whatever_it_traps(
-    quick_code_tool: CodeModeTool, code: str
+    quick_code_tool: CodeModeTool, calls: Recorder, code: str
 ) -> None:
-    """The timeout ends the process group with SIGKILL: traps and SIGSTOP change nothing."""
-    outcome = await run(quick_code_tool, f"console.log(String(Deno.pid)); {code}")
-    pid = int(outcome["logs"][0])
-    assert outcome == {**TIMED_OUT, "logs": [str(pid)]}
+    """The timeout ends the process group with SIGKILL (behind bubblewrap, the wall's processes
+    and with them its pid namespace): traps and SIGSTOP change nothing."""
+    execution = asyncio.create_task(
+        run(quick_code_tool, f"await external_echo({{ cwd: Deno.cwd() }}); {code}")
+    )
+    while not calls.calls and not execution.done():
+        await asyncio.sleep(0.01)
+    # Its host pid, found while it runs (Deno.pid is its pid namespace's behind bubblewrap).
+    pid = sandbox_pid(calls.calls[0][1]["cwd"])
+    assert await execution == TIMED_OUT
     assert await process_gone(pid)
     assert await run(quick_code_tool, HEALTHY_CODE) == HEALTHY

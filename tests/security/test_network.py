@@ -1,6 +1,9 @@
 """The network: HTTP, raw sockets, DNS, servers, the runner's own socket, and code from
 elsewhere (remote, ``npm:`` and ``jsr:`` imports). The process runs with ``--no-remote
---no-npm --cached-only`` and the program's worker with no permissions at all."""
+--no-npm --cached-only`` and the program's worker with no permissions at all.
+
+Behind the OS wall alone: a network namespace of its own (loopback only, nothing listening),
+seccomp allows unix sockets only, no ``/etc/resolv.conf``, and no host socket in its filesystem."""
 
 from __future__ import annotations
 
@@ -10,6 +13,7 @@ import pytest
 from _support import (
     HEALTHY,
     HEALTHY_CODE,
+    NOT_PERMITTED,
     Attack,
     Matches,
     check_attack,
@@ -18,6 +22,8 @@ from _support import (
     params,
     run,
     succeeded,
+    walls_of,
+    with_walls,
 )
 
 from codemode import CodeModeTool
@@ -150,6 +156,49 @@ ATTACKS = [
 ]
 
 
+FETCH_FAILED = failed("fetch failed", "TypeError")
+NO_RESOLVER = failed("proto error: io error: No such file or directory (os error 2)", "Error")
+
+
+def no_remote(url: str) -> dict[str, object]:
+    return failed(
+        f'A remote specifier was requested: "{url}", but --no-remote is specified.', "TypeError"
+    )
+
+
+WALLED = {
+    "fetch-http": FETCH_FAILED,
+    "fetch-loopback-https": FETCH_FAILED,
+    "fetch-cloud-metadata": FETCH_FAILED,
+    "tcp-connect": NOT_PERMITTED,  # seccomp: no socket but a unix one
+    "tls-connect": failed(
+        "failed to lookup address information: Temporary failure in name resolution", "Error"
+    ),
+    "host-channel-socket": failed("No such file or directory (os error 2)", "NotFound"),
+    "docker-socket": failed("No such file or directory (os error 2)", "NotFound"),
+    "dns": NO_RESOLVER,
+    "node-dns-lookup": failed("getaddrinfo EAI_AGAIN example.com", "Error", line=None),
+    "node-net-connect": failed("connect EACCES 127.0.0.1:22", "Error", line=None),
+    "node-http-get": failed("connect EACCES 127.0.0.1:1", "Error", line=None),
+    "websocket": succeeded(1),  # it fails later, as an event
+    "listen-tcp": NOT_PERMITTED,
+    "listen-unix": succeeded(1),  # in its scratch directory, emptied after the execution
+    "serve-http": NOT_PERMITTED,
+    # The flags still apply (Deno grants every permission, but --no-remote and --no-npm hold).
+    "import-remote-https": no_remote("https://deno.land/std@0.224.0/version.ts"),
+    "import-remote-http-loopback": no_remote("http://127.0.0.1:1/x.ts"),
+    "import-remote-computed": no_remote("https://esm.sh/left-pad"),
+    "import-jsr": failed(
+        "JSR package manifest for '@std/path' failed to load. A remote specifier was requested: "
+        '"https://jsr.io/@std/path/meta.json", but --no-remote is specified.',
+        "TypeError",
+    ),
+}
+# Both walls: Deno reads the resolver's configuration before it asks for a net permission.
+BOTH = {"dns": NO_RESOLVER}
+ATTACKS = with_walls(ATTACKS, WALLED, BOTH)
+
+
 @pytest.mark.parametrize("attack", params(ATTACKS))
 async def test_the_network_is_out_of_reach(code_tool: CodeModeTool, attack: Attack) -> None:
     await check_attack(code_tool, attack)
@@ -167,17 +216,24 @@ async def test_a_listening_host_server_is_never_reached(code_tool: CodeModeTool)
 
     server = await asyncio.start_server(on_connect, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
-    denied = not_capable(net(f"127.0.0.1:{port}"), "net")
+    walled = walls_of(code_tool) == "wall"
+    denied = NOT_PERMITTED if walled else not_capable(net(f"127.0.0.1:{port}"), "net")
     programs = {
-        f'return (await fetch("http://127.0.0.1:{port}/")).status': denied,
-        f'await Deno.connect({{ hostname: "127.0.0.1", port: {port} }}); return 1': denied,
-        f'await Deno.connect({{ hostname: "localhost", port: {port} }}); return 1': not_capable(
-            net(f"localhost:{port}"), "net"
+        f'return (await fetch("http://127.0.0.1:{port}/")).status': (
+            FETCH_FAILED if walled else denied
         ),
-        f'new WebSocket("ws://127.0.0.1:{port}/"); return 1': denied,
+        f'await Deno.connect({{ hostname: "127.0.0.1", port: {port} }}); return 1': denied,
+        f'await Deno.connect({{ hostname: "localhost", port: {port} }}); return 1': (
+            WALLED["tls-connect"]  # no /etc/hosts: not even localhost resolves
+            if walled
+            else not_capable(net(f"localhost:{port}"), "net")
+        ),
+        f'new WebSocket("ws://127.0.0.1:{port}/"); return 1': succeeded(1) if walled else denied,
         f'const net = await import("node:net"); return await new Promise((ok, ko) => '
-        f'net.connect({port}, "127.0.0.1", () => ok("connected")).on("error", ko))': not_capable(
-            net(f"127.0.0.1:{port}"), "net", line=None
+        f'net.connect({port}, "127.0.0.1", () => ok("connected")).on("error", ko))': (
+            failed(f"connect EACCES 127.0.0.1:{port}", "Error", line=None)
+            if walled
+            else not_capable(net(f"127.0.0.1:{port}"), "net", line=None)
         ),
     }
     try:

@@ -142,14 +142,14 @@ async def test_a_node_worker_ends_with_its_execution(
         'new W(\'const c = new BroadcastChannel("leak"); setInterval(() => '
         'c.postMessage("alive"), 10)\', { eval: true }); '
         'const c = new BroadcastChannel("leak"); '
-        "await new Promise(r => { c.onmessage = r }); c.close(); return Deno.pid",
+        "await new Promise(r => { c.onmessage = r }); c.close(); return Deno.cwd()",
     )
     assert started["success"] is True
     listened = await run(
         tool,
         'const c = new BroadcastChannel("leak"); let heard = 0; c.onmessage = () => { heard += 1 '
         "}; "
-        "await new Promise(r => setTimeout(r, 300)); c.close(); return [Deno.pid, heard]",
+        "await new Promise(r => setTimeout(r, 300)); c.close(); return [Deno.cwd(), heard]",
     )
     assert listened == succeeded([started["result"], 0])
     await asyncio.sleep(0)

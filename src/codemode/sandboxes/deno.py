@@ -17,6 +17,7 @@ import os
 import shutil
 import signal
 import socket
+import struct
 import subprocess
 import tempfile
 import weakref
@@ -30,6 +31,14 @@ import psutil
 
 from .._result import CodeModeError
 from ._base import DurableHost, ExecutionHost, Job, Outcome, Sandbox, SandboxError, ToolReply
+from ._confine import (
+    Confinement,
+    ConfinementError,
+    ConfinementReport,
+    ConfinementSetting,
+    Wall,
+    resolve_wall,
+)
 
 __all__ = ["DenoSandbox"]
 
@@ -54,6 +63,8 @@ class _ProcessConfig:
     memory_mb: int
     host_privileges: bool  # LocalSandbox: the program may do anything the user may
     deno_dir: str
+    wall: Wall | None = None  # the OS wall around the process, if any
+    confinement: Confinement | None = None  # what the wall lets through
 
 
 # Every live sandbox process, so that interpreter exit leaves none behind.
@@ -86,6 +97,8 @@ class _DenoProcess:
         self._stderr_transport: asyncio.ReadTransport | None = None
         self._reaped: asyncio.Future[int] | None = None
         self._killed = False
+        self.wall: Wall | None = None
+        self.runtime_pid = proc.pid  # Deno's own pid (a wall may start it as a grandchild)
         _LIVE.add(self)
 
     @classmethod
@@ -102,18 +115,17 @@ class _DenoProcess:
             listener.listen(1)
             listener.setblocking(False)
             proc = _spawn(
-                deno_executable(),
-                "run",
-                *_deno_flags(config, socket_path),
-                str(RUNNER),
-                env=_environment(config, socket_path),
+                [deno_executable(), "run", *_deno_flags(config, socket_path), str(RUNNER)],
+                env=_environment(config, socket_path, workdir),
                 cwd=workdir,
+                config=config,
             )
         except BaseException:
             listener.close()
             shutil.rmtree(workdir, ignore_errors=True)
             raise
         self = cls(proc, workdir)
+        self.wall = config.wall
         self.heap_mb = config.heap_mb
         self.message_limit = limit
         exited: asyncio.Future[Any] | None = None
@@ -140,6 +152,7 @@ class _DenoProcess:
             except BaseException:
                 connection.close()
                 raise
+            self.runtime_pid = _peer_pid(connection) or proc.pid
         except BaseException:
             await asyncio.shield(self.closed())  # reaped even when the start is cancelled
             raise
@@ -211,7 +224,7 @@ class _DenoProcess:
         # process left holding much more memory than it started with is retired, so that no
         # program inherits a smaller memory budget from the one before it.
         try:
-            rss = psutil.Process(self.proc.pid).memory_info().rss
+            rss = psutil.Process(self.runtime_pid).memory_info().rss
         except psutil.Error:
             rss = 0
         if self.uses == 0:
@@ -232,6 +245,27 @@ class _DenoProcess:
                 f"The sandbox sent a message over the size limit of {self.message_limit} bytes",
             ) from None
         return line
+
+    @property
+    def returncode(self) -> int | None:
+        """How the runtime ended, as ``Popen.returncode`` says it (negative: a signal), also
+        when a wall between it and us reports it another way."""
+        code = self.proc.returncode
+        return code if self.wall is None else self.wall.exit_status(code)
+
+    def clear_scratch(self) -> bool:
+        """Empty the working directory, the process's scratch (the one place a confined program
+        may write), so that nothing one execution wrote reaches the next. False: it could not."""
+        try:
+            with os.scandir(self.workdir) as entries:
+                for entry in entries:
+                    if entry.is_dir(follow_symlinks=False):
+                        shutil.rmtree(entry.path)
+                    else:
+                        os.unlink(entry.path)
+        except OSError:
+            return False
+        return True
 
     @property
     def alive(self) -> bool:
@@ -264,7 +298,7 @@ class _DenoProcess:
         await self.closed()
 
     def describe_exit(self) -> str:
-        code = self.proc.returncode
+        code = self.returncode
         if code is None:
             how = "it is still running"
         elif code < 0:
@@ -386,7 +420,7 @@ class _DenoProcess:
         """The heap flag does not bound ArrayBuffers or WebAssembly memory: watch the RSS.
         Nested workers (``node:worker_threads`` cannot be taken away) add threads: count them."""
         try:
-            process = psutil.Process(self.proc.pid)
+            process = psutil.Process(self.runtime_pid)
             thread_limit = process.num_threads() + threads
         except psutil.Error:
             return
@@ -419,7 +453,7 @@ class _DenoProcess:
                 f"The program ran out of JavaScript heap (the V8 heap limit of {self.heap_mb} MB); "
                 "use less memory.",
             )
-        code = self.proc.returncode
+        code = self.returncode
         return SandboxError(
             # An exit code: the runner itself stopped. A signal: something ended it.
             "SandboxExitError" if code is not None and code >= 0 else "SandboxCrashError",
@@ -450,17 +484,50 @@ class _StderrTail(asyncio.Protocol):
             self.closed.set_result(None)
 
 
-def _spawn(*args: str, env: dict[str, str], cwd: str) -> subprocess.Popen[bytes]:
-    """Start a runner in its own process group (a plain fork/exec of a few milliseconds)."""
-    return subprocess.Popen(
-        args,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        env=env,
-        cwd=cwd,
-        start_new_session=True,  # its own process group, killed as one
-    )
+def _spawn(
+    argv: list[str], *, env: dict[str, str], cwd: str, config: _ProcessConfig
+) -> subprocess.Popen[bytes]:
+    """Start a runner in its own process group (a plain fork/exec of a few milliseconds), behind
+    the OS wall when the config has one: the wall wraps the command, the runner never knows."""
+    command = None
+    if config.wall is not None:
+        assert config.confinement is not None
+        command = config.wall.wrap(
+            argv,
+            scratch=cwd,
+            confinement=config.confinement,
+            deno_dir=config.deno_dir,
+            runner=argv[-1],  # the main module
+            env=env,
+        )
+        argv = command.argv
+    try:
+        return subprocess.Popen(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            env=env,
+            cwd=cwd,
+            start_new_session=True,  # its own process group, killed as one
+            pass_fds=command.pass_fds if command is not None else (),
+        )
+    finally:
+        if command is not None:
+            command.close()
+
+
+def _peer_pid(sock: socket.socket) -> int:
+    """The pid, in our namespace, of the process at the other end of a unix socket (the runtime
+    itself, whatever started it); 0 if the kernel cannot say."""
+    if not hasattr(socket, "SO_PEERCRED"):
+        return 0
+    try:
+        creds = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+    except OSError:
+        return 0
+    pid: int = struct.unpack("3i", creds)[0]
+    return pid
 
 
 def _outcome(msg: dict[str, Any]) -> Outcome:
@@ -504,12 +571,22 @@ def _deno_flags(config: _ProcessConfig, socket_path: str) -> list[str]:
     ]
 
 
-def _environment(config: _ProcessConfig, socket_path: str) -> dict[str, str]:
+def _environment(config: _ProcessConfig, socket_path: str, workdir: str) -> dict[str, str]:
+    if config.confinement is not None:
+        # Behind the wall: only the variables the confinement names, and temp files in scratch.
+        passed = {k: os.environ[k] for k in config.confinement.env if k in os.environ}
+        inherited: dict[str, str] = {**passed, "TMPDIR": workdir}
+    else:
+        inherited = dict(os.environ) if config.host_privileges else {}
     return {
-        **(os.environ if config.host_privileges else {}),
+        **inherited,
         "CODEMODE_SOCKET": socket_path,
         "CODEMODE_WORKER_PERMISSIONS": "inherit" if config.host_privileges else "none",
         "DENO_DIR": config.deno_dir,
+        # No transpiled program on disk: Deno kept every program's source (and the data in it)
+        # under DENO_DIR/gen/blob, without bound; behind the wall, where DENO_DIR is read-only,
+        # the first program of each process also waited ~160 ms on Deno's write retries.
+        "DENO_EMIT_CACHE_MODE": "disable",
         "NO_COLOR": "1",
         "DENO_NO_UPDATE_CHECK": "1",
     }
@@ -682,6 +759,11 @@ class DenoSandbox(Sandbox):
     reach one unix socket, with an empty environment, no remote or npm imports, a V8 heap limit,
     an RSS watchdog and its own process group. Processes are started ahead of demand (``prestart``)
     and serve up to ``max_uses`` executions each, every one in a fresh realm.
+
+    ``confinement`` puts the process behind a second wall, the operating system's (bubblewrap and
+    seccomp, or Landlock): ``"auto"`` takes the strongest layer that works here and warns once if
+    none does; ``"required"`` refuses to start without one; a ``Confinement`` says what the wall
+    lets through (and requires a layer); ``None`` leaves Deno's permission checks alone.
     """
 
     def __init__(
@@ -693,7 +775,14 @@ class DenoSandbox(Sandbox):
         max_idle: int = 4,
         max_processes: int = 16,
         max_uses: int = 100,
+        confinement: ConfinementSetting = "auto",
     ) -> None:
+        choices = ("auto", "required", None)
+        if not isinstance(confinement, Confinement) and confinement not in choices:
+            raise ValueError(
+                "confinement must be 'auto', 'required', None or a Confinement, got "
+                f"{confinement!r}"
+            )
         if heap_mb < 16:
             raise ValueError(f"heap_mb must be at least 16, got {heap_mb}")
         if memory_mb < heap_mb:
@@ -711,6 +800,8 @@ class DenoSandbox(Sandbox):
         self._message_limit = 64 * 1024 * 1024
         self._pools: dict[asyncio.AbstractEventLoop, _Pool] = {}
         self._deno_dir: str | None = None
+        self.confinement = confinement
+        self._wall: tuple[Wall | None, Confinement | None, str] | None = None
 
     def __repr__(self) -> str:
         return (
@@ -728,12 +819,36 @@ class DenoSandbox(Sandbox):
     def _process_config(self) -> _ProcessConfig:
         if self._deno_dir is None:
             self._deno_dir = _private_deno_dir()
+        wall, confinement, _ = self._resolve_wall()
         return _ProcessConfig(
             heap_mb=self.heap_mb,
             memory_mb=self.memory_mb,
             host_privileges=self._host_privileges,
             deno_dir=self._deno_dir,
+            wall=wall,
+            confinement=confinement,
         )
+
+    def _resolve_wall(self) -> tuple[Wall | None, Confinement | None, str]:
+        """The OS wall for this sandbox's processes (probed once per interpreter)."""
+        if self._wall is None:
+            try:
+                self._wall = resolve_wall(self.confinement, deno_executable())
+            except ConfinementError as exc:
+                raise SandboxError("ConfinementError", str(exc)) from None
+        return self._wall
+
+    def confinement_report(self) -> ConfinementReport:
+        """Which walls confine this sandbox's programs: Deno's permission checks (not in a
+        ``LocalSandbox``) and the OS wall's layer (``"bubblewrap+seccomp"``, ``"landlock+seccomp"``
+        or ``"none"``). Probes the OS wall if no process has started yet."""
+        try:
+            wall, _, why = self._resolve_wall()
+        except SandboxError as exc:
+            return ConfinementReport(not self._host_privileges, "none", exc.message)
+        if wall is None:
+            return ConfinementReport(not self._host_privileges, "none", why)
+        return ConfinementReport(not self._host_privileges, wall.name, wall.detail)
 
     def _pool(self) -> _Pool:
         loop = asyncio.get_running_loop()
@@ -761,7 +876,7 @@ class DenoSandbox(Sandbox):
         reusable = False
         try:
             outcome = await process.execute(job, host, self.memory_mb)
-            reusable = True
+            reusable = process.clear_scratch()  # nothing a program wrote reaches the next one
             return outcome
         except SandboxError:
             raise
