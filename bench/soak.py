@@ -37,9 +37,12 @@ RSS_WINDOW = 1000  # executions compared at the start and at the end
 MAX_RSS_GROWTH = 0.10
 
 
-def ok(result: Any = None, logs: list[str] | None = None) -> dict[str, Any]:
+_NO_RESULT = object()  # the program returned undefined (no "result"); None is JSON null
+
+
+def ok(result: Any = _NO_RESULT, logs: list[str] | None = None) -> dict[str, Any]:
     outcome: dict[str, Any] = {"success": True, "logs": logs or []}
-    if result is not None:
+    if result is not _NO_RESULT:
         outcome["result"] = result
     return outcome
 
@@ -150,7 +153,7 @@ CASES = [
         2,
         "return { big: 10n }",
         err(
-            "TypeError",
+            "ResultError",
             "result is not JSON: BigInt at result.big (convert it with Number() or String())",
             line=None,
         ),
@@ -162,7 +165,8 @@ CASES = [
         'return await external_square({ n: "two" })',
         err(
             "ValidationError",
-            "Tool input validation failed for square:\n- /n: 'two' is not of type 'integer'",
+            "Tool input validation failed for square:\n- /n: 'two' is not of type 'integer'\n"
+            "Expected: external_square(input: { n: number; })",
         ),
     ),
     Case(
@@ -262,7 +266,7 @@ CASES = [
         "attack",
         2,
         "const seen = globalThis.seen ?? null; globalThis.seen = 1; return seen",
-        ok(),
+        ok(None),  # null: nothing seen
     ),
     Case(
         "kill-self",

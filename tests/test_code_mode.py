@@ -258,7 +258,9 @@ async def test_timeout_ends_a_runaway_program_and_its_process(
         "work or run independent calls in parallel with Promise.all.",
         "name": "TimeoutError",
     }
-    assert elapsed < 0.4
+    # Ended by its own 300 ms timeout, not by anything slower (the 30 s default); the bound is
+    # loose because a busy machine delays any wake-up (this was 0.4 s and failed under load).
+    assert elapsed < 5
     assert (await run("return 'next'", sandbox))["result"] == "next"
 
 

@@ -241,3 +241,63 @@ def test_public_names() -> None:
     ]:
         assert name in codemode.__all__
         assert getattr(codemode, name) is not None
+
+
+# -- JSON Schema validation: jsonschema-rs decides, jsonschema words the errors ----------------
+
+RECORD = {
+    "type": "object",
+    "properties": {
+        "id": {"type": "integer", "minimum": 1},
+        "tags": {"type": "array", "items": {"type": "string"}},
+        "when": {"type": "string", "format": "date-time"},
+    },
+    "required": ["id"],
+    "additionalProperties": False,
+}
+
+
+def test_json_schema_validators_are_compiled_once_per_tool() -> None:
+    t = create_tool(id="t", description="", input_schema=RECORD, execute=lambda r: r)
+    assert t._input._compiled is not None  # the compiled validator decides on every call
+    assert t.validate_input({"id": 1, "tags": ["a"]}) == {"id": 1, "tags": ["a"]}
+
+
+def test_every_problem_is_listed_with_its_path_in_jsonschema_words() -> None:
+    t = create_tool(id="t", description="", input_schema=RECORD, execute=lambda r: r)
+    with pytest.raises(ToolValidationError) as info:
+        t.validate_input({"id": 0, "tags": ["a", 2], "extra": True})
+    assert str(info.value) == (
+        "Tool input validation failed for t:\n"
+        "- (root): Additional properties are not allowed ('extra' was unexpected)\n"
+        "- /id: 0 is less than the minimum of 1\n"
+        "- /tags/1: 2 is not of type 'string'"
+    )
+
+
+def test_a_problem_only_the_compiled_validator_sees_is_worded_by_it() -> None:
+    # jsonschema checks "date-time" only when an optional library is installed; jsonschema-rs
+    # always does. Its message names the value and the path all the same.
+    t = create_tool(id="t", description="", input_schema=RECORD, execute=lambda r: r)
+    with pytest.raises(ToolValidationError) as info:
+        t.validate_input({"id": 1, "when": "yesterday"})
+    assert str(info.value) == (
+        'Tool input validation failed for t:\n- /when: "yesterday" is not a "date-time"'
+    )
+    assert t.validate_input({"id": 1, "when": "2026-01-02T03:04:05Z"})["id"] == 1
+
+
+def test_a_schema_the_compiled_validator_cannot_take_is_validated_by_jsonschema() -> None:
+    # A $ref to a remote document: jsonschema-rs would fetch it (it is offline here), so
+    # jsonschema validates alone, as before, and fails on the reference only when it needs it.
+    remote = {"type": "object", "properties": {"a": {"$ref": "https://example.com/a.json"}}}
+    t = create_tool(id="t", description="", input_schema=remote, execute=lambda r: r)
+    assert t._input._compiled is None
+    assert t.validate_input({"b": 1}) == {"b": 1}
+    with pytest.raises(ToolValidationError, match=r"^Tool input validation failed for t:\n- "):
+        t.validate_input([])
+
+
+def test_values_that_are_not_json_data_are_judged_by_jsonschema() -> None:
+    t = create_tool(id="t", description="", input_schema={"type": "object"}, execute=lambda r: r)
+    assert t.validate_input({1: "int keys"}) == {1: "int keys"}  # jsonschema-rs refuses these

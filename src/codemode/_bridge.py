@@ -14,19 +14,24 @@ still running, so no tool call outlives the program that made it.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import functools
 import inspect
-import json
+import sys
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, Protocol, cast
 
+from ._json import loads
 from ._tools import ApprovalAnswer, Approve, Tool, ToolCall, ToolContext, ToolValidationError
 from ._tracing import span, tracing
 from .sandboxes._base import ToolReply
 from .stores._base import call_id
 
 __all__ = ["ApprovalDeniedError", "Bridge", "CallSite", "Layer", "Next"]
+
+# Python 3.12+ can start a task eagerly (its first step runs inside create, as the caller).
+_EAGER: dict[str, Any] = {"eager_start": True} if sys.version_info >= (3, 12) else {}
 
 
 class ApprovalDeniedError(Exception):
@@ -112,6 +117,9 @@ class Bridge:
         self._tasks: set[asyncio.Task[None]] = set()
         self.logs: list[str] = []
         self.tool_calls = 0
+        # Calls run in the caller's context: a sandbox may report them from a callback that
+        # runs in another (DenoSandbox's reads the socket as data arrives).
+        self._context = contextvars.copy_context()
         # The layers this execution needs, decided once: tracing only when spans are collected.
         approval = Approval(approve, request_context, can_defer=journal is not None)
         layers: list[Layer] = [] if journal is None else [journal.replay]
@@ -134,9 +142,17 @@ class Bridge:
         site = CallSite(name, args_json, self._tools.get(name))
         if self._journal is not None:
             self._journal.arrived(site)
-        task = asyncio.create_task(self._call(site, reply))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        # Each call sees the caller's context variables, as a task started by the caller would.
+        # Where asyncio can (3.12+), the call runs at once, up to its first await: a tool that
+        # answers without waiting is answered within the loop iteration that read the call.
+        task = asyncio.Task(
+            self._call(site, reply),
+            loop=asyncio.get_running_loop(),
+            context=self._context.copy(),
+            **_EAGER,
+        )
+        if not task.done():
+            self._tasks.add(task)
 
     # DurableHost: the worker's journal goes to the execution's journal ----------------------
     def record(self, journal: Any) -> None:
@@ -153,7 +169,13 @@ class Bridge:
 
     # ---------------------------------------------------------------------------------------
     async def _call(self, site: CallSite, reply: Callable[[ToolReply], None]) -> None:
-        answer = await self._handle(site)
+        try:
+            answer = await self._handle(site)
+        finally:
+            # Here rather than in a done callback, which would cost the loop an iteration.
+            task = asyncio.current_task()
+            if task is not None:
+                self._tasks.discard(task)
         if answer is not None:
             reply(answer)
 
@@ -224,7 +246,7 @@ def _validation(input_hint: Callable[[str], str] | None) -> Layer:
     async def validate(site: CallSite, next: Next) -> ToolReply | None:
         assert site.tool is not None
         try:
-            raw = {} if site.args_json is None else json.loads(site.args_json)
+            raw = {} if site.args_json is None else loads(site.args_json)
         except ValueError:  # the runner relays the text as the program sent it: maybe forged
             return ToolReply(
                 False,

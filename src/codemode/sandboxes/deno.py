@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import atexit
 import contextlib
-import json
 import os
 import shutil
 import signal
@@ -29,8 +28,10 @@ from typing import Any, cast
 
 import psutil
 
+from .._json import dumps_line, loads
 from .._result import CodeModeError
 from ._base import DurableHost, ExecutionHost, Job, Outcome, Sandbox, SandboxError, ToolReply
+from ._channel import RunnerChannel
 from ._confine import (
     Confinement,
     ConfinementError,
@@ -83,8 +84,7 @@ class _DenoProcess:
     def __init__(self, proc: subprocess.Popen[bytes], workdir: str) -> None:
         self.proc = proc
         self.workdir = workdir
-        self.reader: asyncio.StreamReader | None = None
-        self.writer: asyncio.StreamWriter | None = None
+        self.channel: RunnerChannel | None = None
         self.uses = 0
         self.ready = False  # a fresh realm is waiting for the next job
         self.over_memory = False
@@ -93,6 +93,8 @@ class _DenoProcess:
         self.heap_mb = 0  # the V8 heap limit it was started with
         self.message_limit = 0  # bytes in one line from the runner
         self.retire_rss = 0  # bytes; a process holding more once a job is done is not reused
+        self.ready_threads = 0  # its thread count when its realm was last ready
+        self._process: psutil.Process | None = None
         self._stderr: _StderrTail | None = None
         self._stderr_transport: asyncio.ReadTransport | None = None
         self._reaped: asyncio.Future[int] | None = None
@@ -146,8 +148,8 @@ class _DenoProcess:
                 )
             connection, _ = accepted.result()
             try:
-                self.reader, self.writer = await asyncio.open_unix_connection(
-                    sock=connection, limit=limit
+                _, self.channel = await loop.connect_accepted_socket(
+                    lambda: RunnerChannel(limit), sock=connection
                 )
             except BaseException:
                 connection.close()
@@ -159,7 +161,7 @@ class _DenoProcess:
         finally:
             if exited is not None:
                 exited.cancel()
-            if accepted is not None and self.writer is None:
+            if accepted is not None and self.channel is None:
                 _drop_connection(accepted)
             listener.close()
             with contextlib.suppress(OSError):
@@ -215,16 +217,22 @@ class _DenoProcess:
         """Wait for the runner to report a fresh worker waiting for its job."""
         if self.ready:
             return
-        line = await self._read_line()
-        if line is None or json.loads(line).get("t") != "ready":
+        assert self.channel is not None
+        line = await self.channel.read_line()
+        if line is None or loads(line).get("t") != "ready":
             raise SandboxError(
                 "SandboxStartError", f"The sandbox runner did not get ready: {self.describe_exit()}"
             )
         # Blob data outlives the realm that made it (the blob store is the process's): a
         # process left holding much more memory than it started with is retired, so that no
         # program inherits a smaller memory budget from the one before it.
+        # The thread count is read here too, off the next execution's path: the watchdog
+        # measures the program's threads against it.
         try:
-            rss = psutil.Process(self.runtime_pid).memory_info().rss
+            process = self._psutil()
+            with process.oneshot():
+                rss = process.memory_info().rss
+                self.ready_threads = process.num_threads()
         except psutil.Error:
             rss = 0
         if self.uses == 0:
@@ -232,19 +240,6 @@ class _DenoProcess:
         elif self.retire_rss and rss > self.retire_rss:
             raise SandboxError("SandboxRetired", f"The sandbox process kept {rss >> 20} MB")
         self.ready = True
-
-    async def _read_line(self) -> bytes | None:
-        assert self.reader is not None
-        try:
-            line = await self.reader.readuntil(b"\n")
-        except asyncio.IncompleteReadError:
-            return None
-        except asyncio.LimitOverrunError:
-            raise SandboxError(
-                "MessageTooLargeError",
-                f"The sandbox sent a message over the size limit of {self.message_limit} bytes",
-            ) from None
-        return line
 
     @property
     def returncode(self) -> int | None:
@@ -280,7 +275,8 @@ class _DenoProcess:
         if self.proc.poll() is None:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(self.proc.pid, signal.SIGKILL)
-        for transport in (self.writer, self._stderr_transport):
+        channel = None if self.channel is None else self.channel.transport
+        for transport in (channel, self._stderr_transport):
             if transport is not None:
                 with contextlib.suppress(RuntimeError):  # its loop may be closed (at exit)
                     transport.close()
@@ -309,12 +305,16 @@ class _DenoProcess:
         return f"{how}" + (f"; it said: {tail[-1000:]}" if tail else "")
 
     async def execute(self, job: Job, host: ExecutionHost, memory_mb: int) -> Outcome:
-        """Run one job; the caller kills the process if this raises or is cancelled."""
-        assert self.writer is not None
+        """Run one job; the caller kills the process if this raises or is cancelled.
+
+        Lines are handled as they arrive (``on_line``, in the loop iteration that read them):
+        a tool call starts at once, and its reply is written the moment it is known.
+        """
+        channel = self.channel
+        assert channel is not None
         self.uses += 1
         self.retire_rss = self.fresh_rss + memory_mb * 1024 * 1024 // 4
         self.ready = False
-        writer = self.writer
         limits = job.limits
         message = {
             "t": "run",
@@ -330,6 +330,7 @@ class _DenoProcess:
                 "maxWorkers": limits.max_workers,
             },
         }
+        write = channel.write
         durable: DurableHost | None = None
         ended = False
         if job.durable is not None:  # the worker records (and first replays) its journal
@@ -339,89 +340,105 @@ class _DenoProcess:
             def control(message: dict[str, Any]) -> None:
                 # Probes and stops are for this execution only: once it has ended, the
                 # process may be running the next one.
-                if not ended and not writer.is_closing():
-                    writer.write(json.dumps(message).encode() + b"\n")
+                if not ended:
+                    write(dumps_line(message))
 
             durable.attach(control)
-        writer.write(json.dumps(message).encode() + b"\n")
+        finished: asyncio.Future[Outcome | None] = asyncio.get_running_loop().create_future()
         in_flight = 0
         calls = 0
+        start_call = host.start_call
 
         def reply_to(call_id: int) -> Any:
             def reply(outcome: ToolReply) -> None:
                 nonlocal in_flight
                 in_flight -= 1
-                if writer.is_closing():
-                    return
                 if outcome.ok:
                     msg: dict[str, Any] = {"t": "ret", "c": call_id, "ok": True, "v": outcome.value}
                 else:
                     error = {"message": outcome.error_message, "name": outcome.error_name}
                     msg = {"t": "ret", "c": call_id, "ok": False, "e": error}
                 try:
-                    text = json.dumps(msg, separators=(",", ":"), allow_nan=False)
+                    data = dumps_line(msg)
                 except ValueError as exc:  # NaN or Infinity: the runner could not parse it
                     error = {
                         "message": f"The tool returned a value that is not JSON ({exc}).",
                         "name": "ValidationError",
                     }
-                    text = json.dumps({"t": "ret", "c": call_id, "ok": False, "e": error})
-                writer.write(text.encode() + b"\n")
+                    data = dumps_line({"t": "ret", "c": call_id, "ok": False, "e": error})
+                write(data)
 
             return reply
 
+        def on_line(line: bytes) -> None:
+            nonlocal calls, in_flight
+            msg = loads(line)
+            kind = msg["t"]
+            if kind == "call":
+                calls += 1
+                in_flight += 1
+                if calls > limits.max_tool_calls or in_flight > limits.max_concurrent_tool_calls:
+                    raise SandboxError(
+                        "ProtocolError", "The sandbox broke the tool-call limits it was given"
+                    )
+                if durable is not None and "j" in msg:
+                    durable.record(msg["j"])
+                start_call(str(msg["n"]), msg.get("a"), reply_to(int(msg["c"])))
+            elif kind == "log":
+                host.log(str(msg["m"]))
+            elif kind == "done":
+                channel.stop_listening()  # "ready" comes next, for wait_ready
+                finished.set_result(_outcome(msg))
+            elif kind == "idle" and durable is not None:
+                durable.idle(msg.get("n"), msg.get("o"), msg.get("j"))
+
+        def on_end(error: BaseException | None) -> None:
+            if finished.done():
+                return
+            if error is None:
+                finished.set_result(None)
+            else:
+                finished.set_exception(error)
+
         threads = _THREADS_PER_WORKER * (1 + limits.max_workers)
         watchdog = asyncio.create_task(self._watch_memory(memory_mb, threads))
-        read_line = self._read_line
         try:
-            while True:
-                line = await read_line()
-                if line is None:
-                    if self.over_memory:
-                        raise SandboxError(
-                            "MemoryLimitError",
-                            f"The program used more than the memory limit of {memory_mb} MB "
-                            "(including ArrayBuffers and WebAssembly); use less memory.",
-                        )
-                    if self.over_threads is not None:
-                        raise SandboxError(
-                            "WorkerLimitError",
-                            f"The program started more than {self.over_threads} threads (nested "
-                            "workers, node:worker_threads included; the allowance for max_workers="
-                            f"{limits.max_workers}); do the work in the program itself.",
-                        )
-                    raise await self._crash_error()
-                msg = json.loads(line)
-                kind = msg["t"]
-                if kind == "call":
-                    calls += 1
-                    in_flight += 1
-                    if (
-                        calls > limits.max_tool_calls
-                        or in_flight > limits.max_concurrent_tool_calls
-                    ):
-                        raise SandboxError(
-                            "ProtocolError", "The sandbox broke the tool-call limits it was given"
-                        )
-                    if durable is not None and "j" in msg:
-                        durable.record(msg["j"])
-                    host.start_call(str(msg["n"]), msg.get("a"), reply_to(int(msg["c"])))
-                elif kind == "log":
-                    host.log(str(msg["m"]))
-                elif kind == "done":
-                    return _outcome(msg)
-                elif kind == "idle" and durable is not None:
-                    durable.idle(msg.get("n"), msg.get("o"), msg.get("j"))
+            write(dumps_line(message))
+            channel.listen(on_line, on_end)
+            outcome = await finished
         finally:
             ended = True
+            channel.stop_listening()
             watchdog.cancel()
+        if outcome is not None:
+            return outcome
+        if self.over_memory:
+            raise SandboxError(
+                "MemoryLimitError",
+                f"The program used more than the memory limit of {memory_mb} MB "
+                "(including ArrayBuffers and WebAssembly); use less memory.",
+            )
+        if self.over_threads is not None:
+            raise SandboxError(
+                "WorkerLimitError",
+                f"The program started more than {self.over_threads} threads (nested "
+                "workers, node:worker_threads included; the allowance for max_workers="
+                f"{limits.max_workers}); do the work in the program itself.",
+            )
+        raise await self._crash_error()
+
+    def _psutil(self) -> psutil.Process:
+        if self._process is None:
+            self._process = psutil.Process(self.runtime_pid)
+        return self._process
 
     async def _watch_memory(self, memory_mb: int, threads: int) -> None:
         """The heap flag does not bound ArrayBuffers or WebAssembly memory: watch the RSS.
-        Nested workers (``node:worker_threads`` cannot be taken away) add threads: count them."""
+        Nested workers (``node:worker_threads`` cannot be taken away) add threads: count them
+        against the count when the realm was ready (so a short program costs no system call)."""
         try:
-            process = psutil.Process(self.runtime_pid)
-            thread_limit = process.num_threads() + threads
+            process = self._psutil()
+            thread_limit = (self.ready_threads or process.num_threads()) + threads
         except psutil.Error:
             return
         limit = memory_mb * 1024 * 1024

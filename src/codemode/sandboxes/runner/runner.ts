@@ -6,10 +6,21 @@
 // socket, or the host's replies for other executions. Everything the worker sends is untrusted
 // data, checked here before it crosses to the host.
 //
-// Host -> runner lines (JSON):  run {source, lineOffset, lastLine?, tools, limits, durable?}
-//                               | ret {c, ok, v | e} | probe {n} | stop   (probe, stop: durable only)
-// Runner -> host lines (JSON):  ready | call {c, n, a?, j?} | log {m} | done {ok, r? | e}
-//                               | idle {n, o, j}             (durable executions only)
+// The protocol. Host <-> runner: newline-delimited JSON on the socket, one message a line.
+//   host -> runner:    run {source, lineOffset, lastLine?, tools, limits, durable?}
+//                      | ret {c, ok, v | e} | probe {n} | stop      (probe, stop: durable only)
+//   runner -> host:    ready | call {c, n, a?, j?} | log {m} | done {ok, r? | e}
+//                      | idle {n, o, j}                             (durable executions only)
+// Runner <-> worker: structured-clone messages (postMessage).
+//   runner -> worker:  run (as from the host) | ret {c, ok, v | e} | rets {l: [ret...]} | probe
+//   worker -> runner:  boot | call {c, n, a?, j?} | calls {l: [call...]} | log {m} | idle
+//                      | done {ok, r? | e}
+// `a` and `r` are JSON text (the worker checks that a value is JSON and names what is not).
+// Call ids: the worker numbers its calls; the runner gives each its own id towards the host
+// and maps replies back, so a forged id reaches nothing. Crossing between threads costs far
+// more than the bytes: calls made in one turn of the program (a Promise.all) cross as one
+// `calls` message, replies read from the socket together as one `rets`, and lines written to
+// the socket in one turn as one write. (Durable executions post each call as it is made.)
 
 type Json = string | number | boolean | null | Json[] | { [key: string]: Json };
 
@@ -60,6 +71,11 @@ function workerMain(): void {
   };
   const post = scope.postMessage.bind(scope);
   const stringify = JSON.stringify;
+  const ErrorCtor = Error;
+  // Deno's queueMicrotask replaces its global on its first call: make that call now, before a
+  // program can freeze the global scope (or replace the function).
+  const microtask = queueMicrotask;
+  microtask(() => {});
   const pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: unknown) => void; site: Error }>();
   let seq = 0;
   let logBytes = 0;
@@ -226,6 +242,7 @@ function workerMain(): void {
   function finish(msg: { ok: boolean; r?: string; e?: ErrorInfo }): void {
     if (finished) return;
     finished = true;
+    flushCalls(); // calls made before the end go first, as they were made
     post({ t: "done", ...msg });
   }
 
@@ -275,7 +292,14 @@ function workerMain(): void {
   }
 
   function callTool(name: string, input: unknown): Promise<unknown> {
-    const site = new Error(); // its stack points at the program's line that made the call
+    // The site's stack points at the program's line that made the call. Four frames reach it
+    // (callTool, external_<name>, maybe a built-in such as Array.prototype.map, the caller);
+    // capturing only those costs a fraction of a full stack, which was a seventh of the
+    // sandbox's work per call.
+    const limit = ErrorCtor.stackTraceLimit;
+    ErrorCtor.stackTraceLimit = 4;
+    const site = new ErrorCtor();
+    ErrorCtor.stackTraceLimit = limit;
     let args: string | undefined;
     try {
       args = toJson(input, `input of external_${name}`);
@@ -288,9 +312,27 @@ function workerMain(): void {
       const msg: Record<string, unknown> = args === undefined
         ? { t: "call", c, n: name }
         : { t: "call", c, n: name, a: args };
-      if (durable !== null) msg.j = durable.report(callLine());
-      post(msg);
+      if (durable !== null) {
+        msg.j = durable.report(callLine());
+        post(msg); // the journal's order is the order of messages: no batching
+      } else {
+        queueCall(msg);
+      }
     });
+  }
+
+  // Calls made in one turn (a Promise.all) cross to the runner as one message: each message
+  // costs both threads far more than its size. A lone call goes as itself.
+  let calls: Array<Record<string, unknown>> = [];
+  function queueCall(call: Record<string, unknown>): void {
+    calls.push(call);
+    if (calls.length === 1) microtask(flushCalls);
+  }
+  function flushCalls(): void {
+    if (calls.length === 0) return;
+    const batch = calls;
+    calls = [];
+    post(batch.length === 1 ? batch[0] : { t: "calls", l: batch });
   }
 
   function settle(msg: { c: number; ok: boolean; v?: unknown; e?: ErrorInfo }): void {
@@ -767,9 +809,26 @@ function workerMain(): void {
     else if (msg.t === "ret") {
       if (durable === null) settle(msg);
       else durable.arrive(msg);
+    } else if (msg.t === "rets") {
+      for (const ret of msg.l) {
+        if (durable === null) settle(ret);
+        else durable.arrive(ret);
+      }
     } else if (msg.t === "probe") durable?.probe(msg.n);
   };
   post({ t: "boot" });
+  // A realm's first dynamic import sets up its module loader: do it now, while the realm is a
+  // spare, so that the job's program does not pay for it (a job that comes sooner just shares
+  // the work; the module is ours and does nothing).
+  const warmUp = createObjectURL(
+    new Blob(["export default async function (): Promise<number> { return 1 }"], {
+      type: "application/typescript",
+    }),
+  );
+  import(warmUp)
+    .then((module) => module.default())
+    .catch(() => {}) // never the program's unhandled rejection
+    .finally(() => revokeObjectURL(warmUp));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -777,7 +836,10 @@ function workerMain(): void {
 // ---------------------------------------------------------------------------------------------
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
-const conn = await Deno.connect({ transport: "unix", path: Deno.env.get("CODEMODE_SOCKET")! });
+// Connecting overlaps with booting the first realm (startSpare, below): a cold start waits for
+// the slower of the two, not for both.
+const connecting = Deno.connect({ transport: "unix", path: Deno.env.get("CODEMODE_SOCKET")! });
+let conn: Deno.UnixConn | null = null;
 // LocalSandbox asks for "inherit" (host privileges); DenoSandbox for "none".
 const workerPermissions = Deno.env.get("CODEMODE_WORKER_PERMISSIONS") === "inherit" ? "inherit" : "none";
 const workerSource = URL.createObjectURL(
@@ -797,6 +859,7 @@ function send(message: Record<string, Json | undefined>): void {
 }
 async function pump(): Promise<void> {
   try {
+    conn ??= await connecting;
     while (outbox.length > 0) {
       const data = encoder.encode(outbox.join("\n") + "\n");
       outbox = [];
@@ -871,6 +934,13 @@ function onWorkerMessage(msg: unknown): void {
   switch (msg.t) {
     case "call":
       return onCall(ex, msg);
+    case "calls":
+      if (!Array.isArray(msg.l)) return;
+      for (const call of msg.l) {
+        if (execution !== ex || ex.done) return; // a call over the limit ended it
+        if (isRecord(call)) onCall(ex, call);
+      }
+      return;
     case "log":
       if (typeof msg.m === "string") onLog(ex, msg.m);
       return;
@@ -975,6 +1045,15 @@ function end(result: { ok: boolean; r?: string; e?: Record<string, Json> }): voi
   afterWrite.push(startSpare); // the host hears "done" before the next realm is made
 }
 
+// Replies read together (from one read of the socket) cross to the worker as one message.
+let rets: Array<Record<string, unknown>> = [];
+function flushRets(): void {
+  if (rets.length === 0) return;
+  const batch = rets;
+  rets = [];
+  worker?.postMessage(batch.length === 1 ? batch[0] : { t: "rets", l: batch });
+}
+
 function onHostMessage(msg: Record<string, unknown>): void {
   if (msg.t === "ret") {
     const ex = execution;
@@ -984,8 +1063,9 @@ function onHostMessage(msg: Record<string, unknown>): void {
     const next = ex.queued.shift();
     if (next !== undefined) send(next);
     else ex.inFlight -= 1;
-    worker?.postMessage({ t: "ret", c: workerId, ok: msg.ok, v: msg.v, e: msg.e });
+    rets.push({ t: "ret", c: workerId, ok: msg.ok, v: msg.v, e: msg.e });
   } else if (msg.t === "probe") { // durable executions: is the program idle?
+    flushRets(); // after the replies read before it, as they came
     worker?.postMessage(msg);
   } else if (msg.t === "stop") { // durable executions: the host pauses it
     end({ ok: false, e: { name: "ExecutionPaused", message: "The host paused the execution." } });
@@ -1003,12 +1083,14 @@ function onHostMessage(msg: Record<string, unknown>): void {
       logsClosed: false,
       done: false,
     };
+    rets = []; // replies for an execution that ended have nowhere to go
     worker = useSpare();
     worker.postMessage(run);
   }
 }
 
 startSpare();
+conn ??= await connecting;
 
 // Read newline-delimited JSON from the host until it hangs up; then there is nothing to serve.
 // A line may span many reads (a large program): only new bytes are searched for the newline.
@@ -1027,5 +1109,6 @@ for (;;) {
     start = newline + 1;
   }
   if (start < chunk.length) partial.push(chunk.slice(start));
+  flushRets();
 }
 Deno.exit(0);

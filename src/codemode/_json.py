@@ -1,0 +1,33 @@
+"""JSON on the per-call path: pydantic-core's parser and serialiser (written in Rust, several
+times faster than the standard library's), with ``json`` behind them for what they refuse."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pydantic_core
+
+__all__ = ["dumps_line", "loads"]
+
+
+def loads(data: bytes | str) -> Any:
+    """Parse JSON text. Lone surrogates (``JSON.stringify`` writes them as ``\\ud800`` escapes)
+    are refused by pydantic-core but kept by ``json``, whose error also words any real fault."""
+    try:
+        return pydantic_core.from_json(data)
+    except ValueError:
+        return json.loads(data)
+
+
+def dumps_line(message: Any) -> bytes:
+    """One line of JSON. Raises ``ValueError`` for NaN and Infinity (JavaScript cannot parse
+    them); the bytes are looked at again only when they might hold one."""
+    try:
+        data = pydantic_core.to_json(message)
+    except pydantic_core.PydanticSerializationError:  # e.g. a lone surrogate
+        data = json.dumps(message, separators=(",", ":"), allow_nan=False).encode()
+    else:
+        if b"NaN" in data or b"Infinity" in data:  # maybe only inside a string: check
+            data = json.dumps(message, separators=(",", ":"), allow_nan=False).encode()
+    return data + b"\n"
