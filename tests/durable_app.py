@@ -1,5 +1,6 @@
 """A small app for the cross-process durable tests: each command is one Python process that
-runs or resumes an execution against an SQLite file and prints the result as JSON.
+runs or resumes an execution against a store (DB: an SQLite file, or a Redis or Postgres URL;
+see ``open_store``) and prints the result as JSON.
 
     python durable_app.py run DB CODE_FILE          -> the result of a new execution
     python durable_app.py resume DB ID DECISIONS    -> the result of resuming it (decisions JSON)
@@ -26,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from codemode import DenoSandbox, ToolContext, create_code_mode, create_tool
-from codemode.stores import SqliteStore
+from codemode.stores import open_store
 
 DIR = Path(os.environ["DURABLE_APP_DIR"])
 
@@ -79,7 +80,7 @@ TOOLS = [
 
 
 async def main(command: str, db: str, *args: str) -> None:
-    async with DenoSandbox(prestart=1) as sandbox, SqliteStore(db) as store:
+    async with DenoSandbox(prestart=1) as sandbox, open_store(db) as store:
         code_tool, _ = create_code_mode(
             tools=TOOLS, sandbox=sandbox, store=store, approve=lambda call: None, timeout=120_000
         )

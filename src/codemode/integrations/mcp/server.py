@@ -19,6 +19,13 @@ from mcp.shared.exceptions import MCPError
 from ... import __version__
 from ..._code_mode import CodeMode, CodeModeTool
 from ..._tools import Tool, ToolValidationError
+from ._approvals import (
+    RESUME_TOOL,
+    approvals_until,
+    resume_execution,
+    resume_tool,
+    with_inline_approvals,
+)
 from ._events import MemoryEventStore
 from ._relay import GatewayRequest, current_request
 
@@ -34,6 +41,11 @@ def code_mode_server(code_mode: CodeMode | CodeModeTool, *, name: str = "codemod
     for the model (``max_model_output_chars``); a failed program is an error result
     (``isError``), so clients show it to the model as one. When the code tool's discovery is
     on, ``search_tools`` and ``describe_tools`` are served beside it.
+
+    Calls that need approval and that the tool's ``approve`` leaves undecided are asked of the
+    client's user inline when the client supports elicitation (``_approvals``). With a store,
+    a call nobody decided pauses the program (a paused result is not an error: the program
+    waits), and ``resume_execution`` continues it with the user's decisions.
     """
     tool = code_mode.tool if isinstance(code_mode, CodeMode) else code_mode
     if not isinstance(tool, CodeModeTool):
@@ -41,28 +53,38 @@ def code_mode_server(code_mode: CodeMode | CodeModeTool, *, name: str = "codemod
             "serve the CodeMode (or its tool) that create_code_mode() returns, "
             f"got {type(code_mode).__name__}"
         )
-    listed = mcp_types.Tool(
-        name=tool.id,
-        description=tool.description,
-        input_schema=tool.input_schema,
-        output_schema=tool.output_schema,
-    )
+    served = with_inline_approvals(tool)
+    listed = [
+        mcp_types.Tool(
+            name=tool.id,
+            description=tool.description,
+            input_schema=tool.input_schema,
+            output_schema=tool.output_schema,
+        )
+    ]
+    if tool.store is not None:
+        listed.append(resume_tool(tool))
     # With discovery on, search_tools and describe_tools are served beside the code tool.
     discovery = {t.id: t for t in tool.discovery_tools} if tool.discovery else {}
-    served = [listed, *(_listed(t) for t in discovery.values())]
+    listed.extend(_listed(t) for t in discovery.values())
+    names = ", ".join(t.name for t in listed)
 
     async def list_tools(
         ctx: Any, params: mcp_types.PaginatedRequestParams | None
     ) -> mcp_types.ListToolsResult:
-        return mcp_types.ListToolsResult(tools=served)
+        return mcp_types.ListToolsResult(tools=listed)
 
     async def call_tool(
         ctx: Any, params: mcp_types.CallToolRequestParams
     ) -> mcp_types.CallToolResult:
+        arguments = params.arguments or {}
         if params.name in discovery:
-            return await _call_discovery_tool(discovery[params.name], params.arguments or {})
-        if params.name != tool.id:
-            names = ", ".join(t.name for t in served)
+            return await _call_discovery_tool(discovery[params.name], arguments)
+        if params.name == tool.id:
+            run = served.execute(arguments)
+        elif params.name == RESUME_TOOL and tool.store is not None:
+            run = resume_execution(served, arguments)
+        else:
             raise MCPError(
                 code=mcp_types.INVALID_PARAMS,
                 message=f"Unknown tool: {params.name} (this server has {names})",
@@ -71,14 +93,15 @@ def code_mode_server(code_mode: CodeMode | CodeModeTool, *, name: str = "codemod
         request = GatewayRequest(ctx.session, ctx.request_id, progress_token)
         token = current_request.set(request)  # the program's upstream calls relay to it
         try:
-            result = await tool.execute(params.arguments or {})
+            with approvals_until(tool.timeout_ms):
+                result = await run
         finally:
             current_request.reset(token)
         payload = result.to_json()
         return mcp_types.CallToolResult(
             content=[mcp_types.TextContent(text=json.dumps(payload, ensure_ascii=False))],
             structured_content=payload,
-            is_error=not result.success,
+            is_error=not result.success and result.status != "paused",
         )
 
     return Server(name, version=__version__, on_list_tools=list_tools, on_call_tool=call_tool)
