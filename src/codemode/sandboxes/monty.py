@@ -8,10 +8,17 @@ every ``external_*`` call is the bridge's to run (allow-list, validation, approv
 and all of them run concurrently: each call is answered with a pending future at once, and
 the program continues until everything it can do waits on the host.
 
+With discovery on, the name ``codemode`` is a host object whose ``search_tools`` and
+``describe_tools`` reach the bridge under the reserved call names, like any call. A durable
+execution (``Job.durable``) also reads the clock and entropy from the host, which records what
+the program observed and in which order results reached it, and replays that on resume
+(``_monty_tape.py``); the host ends the program to pause it once it waits on nothing but calls
+held for a decision (the journal's ``probe``/``idle`` exchange, answered at a wait).
+
 Monty's synchronous bindings run the session in a thread of ours: its asyncio bindings wake
 the event loop from Monty's own threads, which can abort the interpreter at exit, and they
-cost four times as much per call. Anything abnormal (timeout, cancellation, a limit) kills the
-session's worker process; the pool replaces it.
+cost four times as much per call. Anything abnormal (timeout, cancellation, a limit, a pause)
+kills the session's worker process; the pool replaces it.
 """
 
 from __future__ import annotations
