@@ -6,6 +6,7 @@ SqliteStore, RedisStore and PostgresStore.
     python bench/bench_durable.py overhead pause  # some of them
     python bench/bench_durable.py --runs 30
     python bench/bench_durable.py --stores sqlite # only some stores
+    python bench/bench_durable.py --language python   # Python programs in Monty
 
 Redis and Postgres are throwaway servers this command starts (tests/_servers.py, as the tests
 do), configured as a deployment that must not lose a recorded call would run them: Redis with
@@ -15,8 +16,8 @@ on stderr.
 
 Each comparison runs its variants interleaved in one process (A, B, A, B, ...) so that load
 from other work on the machine falls on both alike; figures are medians of wall time and of
-CPU time per execution (the host process, every thread, and the sandbox's Deno processes, from
-the kernel's per-thread nanosecond counters), with the ratio side by side.
+CPU time per execution (the host process, every thread, and the sandbox's Deno or Monty
+processes, from the kernel's per-thread nanosecond counters), with the ratio side by side.
 Each figure prints a human row and one JSON line (prefixed ``BENCH``).
 """
 
@@ -42,6 +43,8 @@ from codemode import (
     CodeModeTool,
     CodeModeToolResult,
     DenoSandbox,
+    MontySandbox,
+    Sandbox,
     Tool,
     create_code_mode,
     create_tool,
@@ -68,13 +71,27 @@ def gated_tool() -> Tool:
     )
 
 
+LANGUAGE = "typescript"  # --language
+
+
+def make_sandbox() -> Sandbox:
+    """One warm worker for the language benchmarked."""
+    if LANGUAGE == "python":
+        return MontySandbox(prestart=1, max_processes=1)
+    return DenoSandbox(prestart=1, max_processes=1)
+
+
+def program(programs: dict[str, str]) -> str:
+    return programs[LANGUAGE]
+
+
 def sandbox_cpu() -> float:
-    """Seconds on CPU of every thread of every Deno process we started, in nanoseconds from
-    /proc/<pid>/task/<tid>/schedstat (``cpu_times`` ticks in 10 ms, too coarse here)."""
+    """Seconds on CPU of every thread of every Deno or Monty process we started, in nanoseconds
+    from /proc/<pid>/task/<tid>/schedstat (``cpu_times`` ticks in 10 ms, too coarse here)."""
     total = 0
     for process in psutil.Process().children(recursive=True):
         try:
-            if "deno" not in process.name():
+            if "deno" not in process.name() and "monty" not in process.name():
                 continue
             for task in Path(f"/proc/{process.pid}/task").iterdir():
                 total += int((task / "schedstat").read_text().split()[0])
@@ -148,8 +165,14 @@ Stores = dict[str, ExecutionStore]
 
 async def bench_overhead(runs: int, stores: Stores) -> None:
     """An execution with a store that never pauses, against the same without a store."""
-    code = "let n = 0\nfor (let i = 0; i < 20; i++) n += await external_echo(i)\nreturn n"
-    async with DenoSandbox(prestart=1, max_processes=1) as sandbox:
+    code = program(
+        {
+            "typescript": "let n = 0\nfor (let i = 0; i < 20; i++) n += await external_echo(i)"
+            "\nreturn n",
+            "python": "n = 0\nfor i in range(20):\n    n += await external_echo(i)\nn",
+        }
+    )
+    async with make_sandbox() as sandbox:
         variants = {"no store": create_code_mode(tools=[echo_tool()], sandbox=sandbox).tool}
         for label, store in stores.items():
             variants[label] = create_code_mode(
@@ -168,8 +191,13 @@ async def bench_overhead(runs: int, stores: Stores) -> None:
 
 async def bench_pause(runs: int, stores: Stores) -> None:
     """A program that pauses on a gated call, against the same approved without a store."""
-    code = "const a = await external_echo(1)\nreturn await external_pay(a)"
-    async with DenoSandbox(prestart=1, max_processes=1) as sandbox:
+    code = program(
+        {
+            "typescript": "const a = await external_echo(1)\nreturn await external_pay(a)",
+            "python": "a = await external_echo(1)\nawait external_pay(a)",
+        }
+    )
+    async with make_sandbox() as sandbox:
         tools = [echo_tool(), gated_tool()]
         plain = create_code_mode(tools=tools, sandbox=sandbox, approve=lambda call: True).tool
         variants = {"approved, no store": (plain, "completed")}
@@ -201,11 +229,15 @@ async def paused_executions(tool: CodeModeTool, code: str, count: int) -> list[t
 async def bench_resume(runs: int, stores: Stores) -> None:
     """Resuming after 100 recorded calls (replayed, not run) and one approved call, against
     running the same 101 calls live without a store."""
-    code = (
-        "let n = 0\nfor (let i = 0; i < 100; i++) n += await external_echo(i)\n"
-        "return n + await external_pay(1)"
+    code = program(
+        {
+            "typescript": "let n = 0\nfor (let i = 0; i < 100; i++) n += await external_echo(i)\n"
+            "return n + await external_pay(1)",
+            "python": "n = 0\nfor i in range(100):\n    n += await external_echo(i)\n"
+            "n + await external_pay(1)",
+        }
     )
-    async with DenoSandbox(prestart=1, max_processes=1) as sandbox:
+    async with make_sandbox() as sandbox:
         tools = [echo_tool(), gated_tool()]
         plain = create_code_mode(tools=tools, sandbox=sandbox, approve=lambda call: True).tool
         durables = {
@@ -301,7 +333,15 @@ async def main(argv: list[str]) -> None:
     )
     parser.add_argument("--redis-url", help="a Redis to use instead of a throwaway one")
     parser.add_argument("--postgres-dsn", help="a Postgres to use instead of a throwaway one")
+    parser.add_argument(
+        "--language",
+        choices=["typescript", "python"],
+        default="typescript",
+        help="the programs' language: TypeScript in Deno (default) or Python in Monty",
+    )
     args = parser.parse_args(argv)
+    global LANGUAGE
+    LANGUAGE = args.language
     args.stores = [s.strip() for s in args.stores.split(",") if s.strip()]
     unknown = set(args.stores) - {"sqlite", "redis", "postgres"}
     if unknown:

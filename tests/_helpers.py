@@ -1,15 +1,38 @@
 """Helpers the sandbox tests share: run a program to the user's view of its result, match
-text that differs per run, and wait for a process to end."""
+text that differs per run, wait for a process to end, and the languages a shared suite runs
+each case in."""
 
 from __future__ import annotations
 
 import asyncio
 import re
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import psutil
 
-from codemode import CodeModeTool
+from codemode import CodeModeTool, DenoSandbox, MontySandbox, Sandbox
+
+#: The program languages a shared behaviour suite is parametrised over.
+LANGUAGES = ["typescript", "python"]
+
+
+@dataclass(frozen=True)
+class Lang:
+    """One language under test: its sandbox, and its program for each case
+    (``lang({"typescript": ..., "python": ...})`` picks this language's)."""
+
+    name: str
+    sandbox: Sandbox
+
+    def __call__(self, programs: Mapping[str, Any]) -> Any:
+        return programs[self.name]
+
+
+def sandbox_for(language: str, **options: Any) -> Sandbox:
+    """The sandbox that runs programs in ``language`` (Deno for TypeScript, Monty for Python)."""
+    return DenoSandbox(**options) if language == "typescript" else MontySandbox(**options)
 
 
 class Matches:

@@ -12,7 +12,8 @@ count them across processes): ``counter`` (no approval), ``refund`` (approval wh
 test kills the process meanwhile),
 ``slowIdempotent`` (the same, created idempotent=True). Approval callbacks defer every call.
 A file ``$DURABLE_APP_DIR/go`` is waited for before resuming, so tests can start processes
-first and release them together.
+first and release them together. Programs are TypeScript (in Deno), or Python (in Monty) when
+$DURABLE_APP_LANGUAGE is ``python``.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from codemode import DenoSandbox, ToolContext, create_code_mode, create_tool
+from codemode import DenoSandbox, MontySandbox, Sandbox, ToolContext, create_code_mode, create_tool
 from codemode.stores import open_store
 
 DIR = Path(os.environ["DURABLE_APP_DIR"])
@@ -79,8 +80,14 @@ TOOLS = [
 ]
 
 
+def make_sandbox() -> Sandbox:
+    if os.environ.get("DURABLE_APP_LANGUAGE") == "python":
+        return MontySandbox(prestart=1)
+    return DenoSandbox(prestart=1)
+
+
 async def main(command: str, db: str, *args: str) -> None:
-    async with DenoSandbox(prestart=1) as sandbox, open_store(db) as store:
+    async with make_sandbox() as sandbox, open_store(db) as store:
         code_tool, _ = create_code_mode(
             tools=TOOLS, sandbox=sandbox, store=store, approve=lambda call: None, timeout=120_000
         )

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Mapping
-from dataclasses import dataclass
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 from pydantic import BaseModel
 
+from _helpers import LANGUAGES, Lang, sandbox_for
 from codemode import (
     CodeModeToolResult,
     DenoSandbox,
@@ -26,24 +26,10 @@ from codemode import (
 from codemode.languages.python._checker import MontyTypeChecker
 from codemode.languages.typescript._checker import TypeChecker
 
-LANGUAGES = ["typescript", "python"]
-
-
-@dataclass(frozen=True)
-class Lang:
-    """One language under test: its sandbox, and its program for each case."""
-
-    name: str
-    sandbox: Sandbox
-
-    def __call__(self, programs: Mapping[str, str]) -> str:
-        return programs[self.name]
-
 
 @pytest.fixture(params=LANGUAGES)
 async def lang(request: pytest.FixtureRequest) -> AsyncIterator[Lang]:
-    sandbox: Sandbox = DenoSandbox() if request.param == "typescript" else MontySandbox()
-    async with sandbox:
+    async with sandbox_for(request.param) as sandbox:
         yield Lang(request.param, sandbox)
 
 

@@ -151,6 +151,50 @@ def test_an_operator_lists_approves_denies_and_resumes(operator: Operator) -> No
     ]
 
 
+PYTHON_PROGRAM = """\
+import asyncio
+async def attempt(call):
+    try:
+        return await call
+    except PermissionError as e:
+        return f"ApprovalDeniedError: {e}"
+count = await external_counter()
+results = await asyncio.gather(
+    external_refund(order="a", amount=500),
+    attempt(external_refund(order="b", amount=900)),
+)
+{"count": count, "results": results}
+"""
+
+
+def test_a_python_program_pauses_and_resumes_from_the_command_line(operator: Operator) -> None:
+    (operator.dir / "program.py").write_text(PYTHON_PROGRAM)
+    done = operator("run", str(operator.dir / "program.py"), "--tools", TOOLS)
+    assert (done.returncode, done.stderr) == (3, ""), done.stderr
+    paused = json.loads(done.stdout)
+    execution_id = paused["execution_id"]
+    approve, deny = (c["call_id"] for c in paused["pending"])
+    assert [c["line"] for c in paused["pending"]] == [9, 10]
+    shown = operator("executions", "show", execution_id).stdout.splitlines()
+    assert shown[1] == "tool       execute_python"
+    assert operator("executions", "approve", execution_id, approve).returncode == 0
+    assert operator("executions", "deny", execution_id, deny, "--reason", "no").returncode == 0
+
+    # No --language: the execution's code tool, execute_python, says it.
+    resumed = operator("executions", "resume", execution_id, "--tools", TOOLS)
+
+    assert resumed.returncode == 0, resumed.stderr
+    assert json.loads(resumed.stdout)["result"] == {
+        "count": 1,
+        "results": [
+            {"refunded": "a"},
+            "ApprovalDeniedError: Tool refund requires approval and was not approved: no",
+        ],
+    }
+    assert [r["order"] for r in operator.runs("refund")] == ["a"]
+    assert len(operator.runs("counter")) == 1
+
+
 def test_resuming_with_calls_still_undecided_exits_3(operator: Operator) -> None:
     paused = run_paused(operator)
     execution_id = paused["execution_id"]

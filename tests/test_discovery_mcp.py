@@ -1,5 +1,6 @@
 """The MCP gateway with a large catalog: `codemode serve` in front of real MCP servers (recorded
-catalogs of published servers), a real MCP client over stdio, discovery switched on by "auto"."""
+catalogs of published servers), a real MCP client over stdio, discovery switched on by "auto",
+for programs in each language."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import pytest
 from mcp import ClientSession, StdioServerParameters, stdio_client
 
 from _catalogs import CATALOGS
-from _helpers import Matches
+from _helpers import LANGUAGES, Lang, Matches
 
 SERVERS = Path(__file__).parent / "mcp_servers"
 CODEMODE = str(Path(sys.executable).with_name("codemode"))
@@ -36,8 +37,15 @@ def config(tmp_path: Path) -> Path:
     return path
 
 
-async def test_the_gateway_serves_search_and_describe_beside_the_code_tool(config: Path) -> None:
-    params = StdioServerParameters(command=CODEMODE, args=["serve", "--config", str(config)])
+@pytest.mark.parametrize("language", LANGUAGES)
+async def test_the_gateway_serves_search_and_describe_beside_the_code_tool(
+    config: Path, language: str
+) -> None:
+    lang = Lang(language, None)  # type: ignore[arg-type]  # (the gateway has the sandbox)
+    code_tool = f"execute_{language}"
+    params = StdioServerParameters(
+        command=CODEMODE, args=["serve", "--config", str(config), "--language", language]
+    )
     with tempfile.TemporaryFile("w+") as errlog:
         async with (
             stdio_client(params, errlog=errlog) as (read, write),
@@ -49,11 +57,11 @@ async def test_the_gateway_serves_search_and_describe_beside_the_code_tool(confi
             (serve,) = [p for p in psutil.Process().children() if str(config) in p.cmdline()]
             descendants = [serve, *serve.children(recursive=True)]
             listed = {t.name: t for t in (await session.list_tools()).tools}
-            assert sorted(listed) == ["describe_tools", "execute_typescript", "search_tools"]
-            description = listed["execute_typescript"].description or ""
+            assert sorted(listed) == ["describe_tools", code_tool, "search_tools"]
+            description = listed[code_tool].description or ""
             assert "there are 136 `external_*` functions, too many to declare here" in description
             assert "- github_* (114): " in description
-            assert "declare function" not in description
+            assert "declare function" not in description and "async def" not in description
             assert listed["search_tools"].output_schema is not None
             assert listed["describe_tools"].output_schema is None
 
@@ -70,20 +78,35 @@ async def test_the_gateway_serves_search_and_describe_beside_the_code_tool(confi
                 "describe_tools", {"names": ["slack_slack_post_message"]}
             )
             text = described.content[0].text  # type: ignore[union-attr]
-            assert "declare function external_slack_slack_post_message(input: {" in text
-            assert "channel_id: string;" in text
+            assert (
+                lang(
+                    {
+                        "typescript": "declare function external_slack_slack_post_message(input: {",
+                        "python": "async def external_slack_slack_post_message(*, channel_id",
+                    }
+                )
+                in text
+            )
+            assert lang({"typescript": "channel_id: string;", "python": "channel_id: The ID"}) in (
+                text
+            )
 
             # or a program does it all in one go, calling the upstream server
-            result = await session.call_tool(
-                "execute_typescript",
+            code = lang(
                 {
-                    "code": """
+                    "typescript": """
                     const found = await codemode.searchTools("show the commit log", { limit: 1 });
                     const fn = (globalThis as any)["external_" + found.results[0].name];
                     return await fn({ repo_path: "/repo", max_count: 3 });
-                    """
-                },
+                    """,
+                    "python": """
+found = await codemode.search_tools("show the commit log", limit=1)
+fn = eval("external_" + found["results"][0]["name"])
+await fn(repo_path="/repo", max_count=3)
+""",
+                }
             )
+            result = await session.call_tool(code_tool, {"code": code})
             assert result.structured_content == {
                 "success": True,
                 "result": {"tool": "git_log", "arguments": {"repo_path": "/repo", "max_count": 3}},
@@ -99,7 +122,7 @@ async def test_the_gateway_serves_search_and_describe_beside_the_code_tool(confi
         assert alive == []
         errlog.seek(0)
         assert (
-            "codemode: serving execute_typescript (with search_tools, describe_tools: the catalog "
+            f"codemode: serving {code_tool} (with search_tools, describe_tools: the catalog "
             "is outlined) on stdio over 136 tools" in errlog.read()
         )
 

@@ -151,6 +151,39 @@ def test_describe_renders_declarations_whose_type_names_never_collide() -> None:
     assert catalog.describe(["external_orders_add"]) == catalog.describe(["orders_add"])
 
 
+def inline_tool(id: str, **properties: Any) -> Tool:
+    schema = {
+        "type": "object",
+        "properties": {"item": {"type": "object", "properties": properties}},
+        "required": ["item"],
+    }
+    return create_tool(id=id, description=f"{id} tool.", input_schema=schema, execute=echo)
+
+
+def test_python_stubs_described_apart_never_give_a_class_two_meanings() -> None:
+    # Alone, each of these tools' item class would be called ABItem.
+    tools = {"a_b": inline_tool("a_b", x={"type": "string"}), "aB": inline_tool("aB", y={})}
+    tools["orders_add"] = item_tool("orders_add", sku={"type": "string"})
+    catalog = Catalog(tools, get_language("python"))
+    imports = "from typing import Any, Literal, Never, NotRequired, TypedDict, overload\n\n\n"
+    assert catalog.describe(["aB"]) == (
+        f"{imports}class ABItem(TypedDict):\n    y: NotRequired[Any]\n\n\n"
+        'async def external_aB(*, item: ABItem) -> Any:\n    """aB tool."""\n'
+    )
+    assert catalog.describe(["a_b", "orders_add"]) == (
+        f"{imports}class A_bItem(TypedDict):\n    x: NotRequired[str]\n\n\n"
+        "class Item(TypedDict):\n    sku: NotRequired[str]\n\n\n"
+        'async def external_a_b(*, item: A_bItem) -> Any:\n    """a_b tool."""\n\n\n'
+        "async def external_orders_add(*, item: Item) -> Any:\n"
+        '    """orders_add tool."""\n'
+    )
+    # the whole catalog's stubs (what the type checker reads) use the same names
+    everything = catalog.declarations()
+    for name in ("class ABItem(", "class A_bItem(", "class Item("):
+        assert everything.count(name) == 1
+    assert catalog.describe(["aB"]) == catalog.describe(["external_aB"])
+
+
 def test_describe_names_what_is_not_a_tool() -> None:
     catalog = Catalog(server_tools("git"), TS)
     with pytest.raises(UnknownToolError) as raised:

@@ -1,7 +1,8 @@
 """Two hosts, one database: separate Python processes share one Postgres (and one Redis) store,
 as the machines of a deployment would. One process runs a program until it pauses on two gated
-calls made inside Promise.all and exits; another resumes it with the decisions and finishes it.
-Tools count their runs in files, so a call run twice would show."""
+calls made together (Promise.all, asyncio.gather) and exits; another resumes it with the
+decisions and finishes it, for programs in each language. Tools count their runs in files, so a
+call run twice would show."""
 
 from __future__ import annotations
 
@@ -11,15 +12,21 @@ from pathlib import Path
 
 import pytest
 
+from _helpers import LANGUAGES
 from test_durable_processes import PROGRAM, App
 from test_durable_store import store_location
 
 SERVERS = ["redis", "postgres"]
 
 
+@pytest.fixture(params=LANGUAGES)
+def language(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
 @pytest.fixture(params=SERVERS)
-def app(request: pytest.FixtureRequest, tmp_path: Path) -> App:
-    app = App(tmp_path)
+def app(request: pytest.FixtureRequest, tmp_path: Path, language: str) -> App:
+    app = App(tmp_path, language)
     app.db = store_location(request.param, request, tmp_path)
     return app
 

@@ -1,7 +1,8 @@
 """Approvals through the MCP gateway, with the SDK's own client over stdio against the real
 ``codemode serve``: a client that supports elicitation is asked inline and the program goes on
 without pausing; a client that does not gets the paused result and resumes it with the
-``resume_execution`` tool. Tools count their runs in files (tests/durable_app.py)."""
+``resume_execution`` tool; for programs in each language. Tools count their runs in files
+(tests/durable_app.py)."""
 
 from __future__ import annotations
 
@@ -19,34 +20,57 @@ import mcp.types as mcp_types
 import pytest
 from mcp import ClientSession, StdioServerParameters, stdio_client
 
+from _helpers import LANGUAGES
+
 CODEMODE = str(Path(sys.executable).with_name("codemode"))
 TOOLS = f"{Path(__file__).with_name('durable_app.py')}:TOOLS"  # counter, refund (> 100 gated)
 
-PROGRAM = """
+PROGRAMS = {
+    "typescript": """
 const count = await external_counter({});
 const results = await Promise.all([
   external_refund({ order: "a", amount: 500 }),
   external_refund({ order: "b", amount: 900 }).catch((e) => `${e.name}: ${e.message}`),
 ]);
 return { count, results };
-"""
+""",
+    "python": """
+import asyncio
+async def attempt(call):
+    try:
+        return await call
+    except PermissionError as e:
+        return f"ApprovalDeniedError: {e}"
+count = await external_counter()
+results = await asyncio.gather(
+    external_refund(order="a", amount=500),
+    attempt(external_refund(order="b", amount=900)),
+)
+{"count": count, "results": results}
+""",
+}
 DENIED_B = "ApprovalDeniedError: Tool refund requires approval and was not approved"
 
 Elicit = Callable[[Any, mcp_types.ElicitRequestParams], Awaitable[mcp_types.ElicitResult]]
 
 
 class Gateway:
-    """``codemode serve`` over the durable test tools, and what those tools did."""
+    """``codemode serve`` over the durable test tools, and what those tools did; its code tool
+    runs programs in ``language``."""
 
-    def __init__(self, dir: Path) -> None:
+    def __init__(self, dir: Path, language: str) -> None:
         self.dir = dir
         self.store = str(dir / "runs.db")
+        self.language = language
+        self.tool = f"execute_{language}"
+        self.program = PROGRAMS[language]
 
     @asynccontextmanager
     async def session(
         self, elicit: Elicit | None = None, *, store: bool = True, timeout_ms: int = 30_000
     ) -> AsyncIterator[ClientSession]:
         args = ["serve", "--tools", TOOLS, "--timeout", str(timeout_ms)]
+        args += ["--language", self.language]
         if store:
             args += ["--store", self.store]
         params = StdioServerParameters(
@@ -67,9 +91,9 @@ class Gateway:
         return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
 
 
-@pytest.fixture
-def gateway(tmp_path: Path) -> Gateway:
-    return Gateway(tmp_path)
+@pytest.fixture(params=LANGUAGES)
+def gateway(request: pytest.FixtureRequest, tmp_path: Path) -> Gateway:
+    return Gateway(tmp_path, request.param)
 
 
 async def call(session: ClientSession, name: str, arguments: dict[str, Any]) -> tuple[bool, Any]:
@@ -90,7 +114,7 @@ async def test_a_client_that_elicits_is_asked_inline_and_nothing_pauses(gateway:
         )
 
     async with gateway.session(elicit) as session:
-        is_error, result = await call(session, "execute_typescript", {"code": PROGRAM})
+        is_error, result = await call(session, gateway.tool, {"code": gateway.program})
 
     assert is_error is False
     assert result == {
@@ -100,7 +124,7 @@ async def test_a_client_that_elicits_is_asked_inline_and_nothing_pauses(gateway:
         "execution_id": result["execution_id"],
     }
     assert sorted(p.message for p in asked) == [
-        "A program run by execute_typescript wants to call refund with:\n\n"
+        f"A program run by {gateway.tool} wants to call refund with:\n\n"
         + json.dumps({"order": order, "amount": amount}, indent=2)
         + "\n\nApprove to run it now. Deny it, or decline, and the program gets "
         "ApprovalDeniedError (with your reason) and may carry on without it."
@@ -118,12 +142,12 @@ async def test_a_client_that_cannot_elicit_gets_the_pause_and_resumes_it(
 ) -> None:
     async with gateway.session() as session:
         listed = await session.list_tools()
-        assert [t.name for t in listed.tools] == ["execute_typescript", "resume_execution"]
+        assert [t.name for t in listed.tools] == [gateway.tool, "resume_execution"]
         resume = listed.tools[1]
         assert resume.annotations is not None and resume.annotations.destructive_hint is True
         assert resume.input_schema["required"] == ["execution_id"]
 
-        is_error, paused = await call(session, "execute_typescript", {"code": PROGRAM})
+        is_error, paused = await call(session, gateway.tool, {"code": gateway.program})
 
         assert is_error is False  # not an error: the program waits
         assert (paused["status"], paused["error"]["name"]) == ("paused", "ExecutionPaused")
@@ -172,7 +196,7 @@ async def test_a_dismissed_or_unanswered_question_pauses_the_program(gateway: Ga
         return mcp_types.ElicitResult(action="accept", content={"approve": True})
 
     async with gateway.session(elicit, timeout_ms=4000) as session:
-        is_error, paused = await call(session, "execute_typescript", {"code": PROGRAM})
+        is_error, paused = await call(session, gateway.tool, {"code": gateway.program})
 
         assert (is_error, paused["status"]) == (False, "paused")
         assert [c["input"]["order"] for c in paused["pending"]] == ["a", "b"]
@@ -191,9 +215,9 @@ async def test_without_a_store_or_elicitation_a_gated_call_is_denied_as_before(
 ) -> None:
     async with gateway.session(store=False) as session:
         listed = await session.list_tools()
-        is_error, result = await call(session, "execute_typescript", {"code": PROGRAM})
+        is_error, result = await call(session, gateway.tool, {"code": gateway.program})
 
-    assert [t.name for t in listed.tools] == ["execute_typescript"]
+    assert [t.name for t in listed.tools] == [gateway.tool]
     assert is_error is True  # the uncaught denial of order a fails the program
     assert result["error"]["name"] == "ApprovalDeniedError"
     assert gateway.runs("refund") == []

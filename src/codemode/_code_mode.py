@@ -852,7 +852,7 @@ def create_code_mode(
         if not sandbox.supports_durable:
             raise ValueError(
                 f"{type(sandbox).__name__} cannot pause and resume programs; use store= with "
-                "DenoSandbox or LocalSandbox"
+                "DenoSandbox, MontySandbox or LocalSandbox"
             )
     ttl = seconds(pause_ttl, "pause_ttl")
     named = _named_tools(tools, language)

@@ -817,18 +817,19 @@ def resume_execution(
 ) -> None:
     """Continue a paused execution with the decisions recorded for it (approve, deny), with the
     tools it paused with, and print its result as JSON: exit 0 when it completed, 1 when it
-    failed or cannot resume, 3 when it paused again (calls still undecided)."""
+    failed or cannot resume, 3 when it paused again (calls still undecided). The program's
+    language is --language, else the one its code tool is named after (execute_python)."""
     named = _collect_tools(tools)
     configs = _read_mcp_config(mcp_config)
     if store is None:
         raise _fail_usage("name the store with --store (or $CODEMODE_STORE)")
-    sandbox = _sandbox(_language(language), local=local, prestart=0)
 
     async def main() -> CodeModeToolResult:
         async with AsyncExitStack() as stack:
             opened = await stack.enter_async_context(_opened(store))
             state = await opened.get(execution_id)
             code_mode_id = state.code_mode_id if state is not None else None
+            sandbox = _sandbox(_resumed_language(language, code_mode_id), local=local, prestart=0)
             available = await stack.enter_async_context(_all_tools(named, configs))
             try:
                 code_tool = create_code_mode(
@@ -846,6 +847,16 @@ def resume_execution(
         raise _fail_usage(str(exc)) from None
     _print_json(result.to_json(max_chars=None))  # for whoever runs it: the whole value
     raise typer.Exit(_exit_code(result))
+
+
+def _resumed_language(name: str | None, code_mode_id: str | None) -> Language:
+    """--language, else the language whose default code tool ran the execution, else
+    TypeScript."""
+    if name is None:
+        for known in known_languages():
+            if get_language(known).default_tool_id == code_mode_id:
+                return get_language(known)
+    return _language(name)
 
 
 @executions_app.command("prune")
