@@ -12,6 +12,7 @@ import threading
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import psutil
 import pytest
@@ -127,3 +128,40 @@ class HostMemory:
 def host_memory() -> type[HostMemory]:
     """``with host_memory() as memory: ...`` then check ``memory.growth_mb``."""
     return HostMemory
+
+
+# -- real database servers for the stores (tests/_servers.py) -------------------------------------
+def _server_or_skip(start: Any) -> Iterator[Any]:
+    """A server started for one test module, or a skip that says what is missing (a failure
+    when CODEMODE_TEST_SERVERS=required, as in CI, where a skip would hide a broken install).
+
+    Module scope, not session: the servers are children of this process, and modules that
+    check that their tests leave no process behind (test_mcp.py) must not see them."""
+    from _servers import ServerMissing
+
+    try:
+        with start() as server:
+            yield server
+    except ServerMissing as exc:
+        if os.environ.get("CODEMODE_TEST_SERVERS") == "required":
+            pytest.fail(f"a database server is required here: {exc}")
+        pytest.skip(str(exc))
+
+
+@pytest.fixture(scope="module")
+def redis_url() -> Iterator[str]:
+    """The URL of a real redis-server started for this module (on a free loopback port)."""
+    from _servers import redis_server
+
+    for server in _server_or_skip(redis_server):
+        yield server.url
+
+
+@pytest.fixture(scope="module")
+def postgres_dsn() -> Iterator[str]:
+    """The DSN of a real throwaway Postgres cluster started for this module (initdb + postgres
+    on a free loopback port, as an unprivileged user when the tests run as root)."""
+    from _servers import postgres_server
+
+    for server in _server_or_skip(postgres_server):
+        yield server.dsn

@@ -1,5 +1,6 @@
 """A small app for the cross-process durable tests: each command is one Python process that
-runs or resumes an execution against an SQLite file and prints the result as JSON.
+runs or resumes an execution against a store (DB: an SQLite file, or a Redis or Postgres URL;
+see ``open_store``) and prints the result as JSON.
 
     python durable_app.py run DB CODE_FILE          -> the result of a new execution
     python durable_app.py resume DB ID DECISIONS    -> the result of resuming it (decisions JSON)
@@ -11,7 +12,8 @@ count them across processes): ``counter`` (no approval), ``refund`` (approval wh
 test kills the process meanwhile),
 ``slowIdempotent`` (the same, created idempotent=True). Approval callbacks defer every call.
 A file ``$DURABLE_APP_DIR/go`` is waited for before resuming, so tests can start processes
-first and release them together.
+first and release them together. Programs are TypeScript (in Deno), or Python (in Monty) when
+$DURABLE_APP_LANGUAGE is ``python``.
 """
 
 from __future__ import annotations
@@ -25,8 +27,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from codemode import DenoSandbox, ToolContext, create_code_mode, create_tool
-from codemode.stores import SqliteStore
+from codemode import DenoSandbox, MontySandbox, Sandbox, ToolContext, create_code_mode, create_tool
+from codemode.stores import open_store
 
 DIR = Path(os.environ["DURABLE_APP_DIR"])
 
@@ -78,8 +80,14 @@ TOOLS = [
 ]
 
 
+def make_sandbox() -> Sandbox:
+    if os.environ.get("DURABLE_APP_LANGUAGE") == "python":
+        return MontySandbox(prestart=1)
+    return DenoSandbox(prestart=1)
+
+
 async def main(command: str, db: str, *args: str) -> None:
-    async with DenoSandbox(prestart=1) as sandbox, SqliteStore(db) as store:
+    async with make_sandbox() as sandbox, open_store(db) as store:
         code_tool, _ = create_code_mode(
             tools=TOOLS, sandbox=sandbox, store=store, approve=lambda call: None, timeout=120_000
         )

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Mapping
-from dataclasses import dataclass
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 from pydantic import BaseModel
 
+from _helpers import LANGUAGES, Lang, sandbox_for
 from codemode import (
     CodeModeToolResult,
     DenoSandbox,
@@ -26,24 +26,10 @@ from codemode import (
 from codemode.languages.python._checker import MontyTypeChecker
 from codemode.languages.typescript._checker import TypeChecker
 
-LANGUAGES = ["typescript", "python"]
-
-
-@dataclass(frozen=True)
-class Lang:
-    """One language under test: its sandbox, and its program for each case."""
-
-    name: str
-    sandbox: Sandbox
-
-    def __call__(self, programs: Mapping[str, str]) -> str:
-        return programs[self.name]
-
 
 @pytest.fixture(params=LANGUAGES)
 async def lang(request: pytest.FixtureRequest) -> AsyncIterator[Lang]:
-    sandbox: Sandbox = DenoSandbox() if request.param == "typescript" else MontySandbox()
-    async with sandbox:
+    async with sandbox_for(request.param) as sandbox:
         yield Lang(request.param, sandbox)
 
 
@@ -582,7 +568,17 @@ async def test_calls_left_running_when_the_program_ends_are_cancelled(lang: Lang
         }
     )
     result = await run(ends, lang.sandbox, [slow_tool])
-    assert result == {"success": True, "result": "done", "logs": []}
+    # The model is told, or it would believe the call happened.
+    gather = {"typescript": "Promise.all", "python": "asyncio.gather"}[lang.name]
+    assert result == {
+        "success": True,
+        "result": "done",
+        "logs": [
+            "[codemode] 1 tool call(s) had not finished when the program returned and were "
+            "cancelled: external_slow. Await every call before returning (several at once with "
+            f"{gather}), or they may not happen."
+        ],
+    }
     fails = lang(
         {
             "typescript": (
@@ -598,6 +594,7 @@ async def test_calls_left_running_when_the_program_ends_are_cancelled(lang: Lang
     )
     failed = await run(fails, lang.sandbox, [slow_tool])
     assert failed["error"]["message"] == "x"
+    assert failed["logs"] == []  # the error is what the model must fix first
     assert events == ["started", "cancelled", "started", "cancelled"]
 
 

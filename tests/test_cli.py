@@ -165,7 +165,11 @@ def test_run_with_a_missing_config_exits_2(tmp_path: Path) -> None:
 
 def test_instructions_for_python_tools() -> None:
     done = codemode("instructions", "--tools", "examples/shop.py", "--id", "shop_code")
-    assert (done.returncode, done.stderr) == (0, "")
+    assert done.returncode == 0
+    assert done.stderr == (
+        "codemode: full declarations of 2 tools: about 391 tokens (estimated); "
+        "within the budget of 6,000\n"
+    )
     assert done.stdout.startswith("You have a tool named `shop_code`")
     assert "declare function external_getTopProducts(input: {" in done.stdout
     assert "declare function external_getProductRatings(input: {" in done.stdout
@@ -174,7 +178,11 @@ def test_instructions_for_python_tools() -> None:
 def test_instructions_for_python_tools_and_mcp_servers(tmp_path: Path) -> None:
     config = write_config(tmp_path, {"weather": server("weather.py")})
     done = codemode("instructions", "--tools", SHOP, "--mcp-config", str(config))
-    assert (done.returncode, done.stderr) == (0, "")
+    assert done.returncode == 0
+    assert done.stderr == (
+        "codemode: full declarations of 4 tools: about 481 tokens (estimated); "
+        "within the budget of 6,000\n"
+    )
     assert "declare function external_getTopProducts(input: {" in done.stdout
     assert "/** Tomorrow's forecast for a city. */\n" in done.stdout
     assert "declare function external_weather_get_forecast(input: {\n  city: string;\n}" in (

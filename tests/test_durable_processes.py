@@ -1,5 +1,6 @@
 """Durable executions across real processes: each step is a separate Python process
-(tests/durable_app.py) sharing one SQLite file, as a deployment on one host would."""
+(tests/durable_app.py) sharing one SQLite file, as a deployment on one host would; for programs
+in each language (TypeScript in Deno, Python in Monty)."""
 
 from __future__ import annotations
 
@@ -13,18 +14,21 @@ from typing import Any
 
 import pytest
 
-from _helpers import Matches
+from _helpers import LANGUAGES, Matches
 
 APP = Path(__file__).with_name("durable_app.py")
+_SUFFIX = {"typescript": ".ts", "python": ".py"}
 
 
 class App:
-    """Runs durable_app.py commands against one store, counting tool runs in ``dir``."""
+    """Runs durable_app.py commands against one store, counting tool runs in ``dir``; programs
+    are in ``language``."""
 
-    def __init__(self, dir: Path) -> None:
+    def __init__(self, dir: Path, language: str = "typescript") -> None:
         self.dir = dir
+        self.language = language
         self.db = str(dir / "runs.db")
-        self.env = {**os.environ, "DURABLE_APP_DIR": str(dir)}
+        self.env = {**os.environ, "DURABLE_APP_DIR": str(dir), "DURABLE_APP_LANGUAGE": language}
         self.env["PYTHONPATH"] = os.pathsep.join(
             [str(Path(__file__).parents[1] / "src"), self.env.get("PYTHONPATH", "")]
         )
@@ -45,9 +49,16 @@ class App:
         assert process.returncode == 0, err.decode()
         return json.loads(out)
 
-    async def run(self, code: str) -> Any:
-        path = self.dir / "program.ts"
+    def __call__(self, programs: dict[str, Any]) -> Any:
+        return programs[self.language]
+
+    def program(self, code: str) -> Path:
+        path = self.dir / f"program{_SUFFIX[self.language]}"
         path.write_text(code)
+        return path
+
+    async def run(self, code: str | dict[str, str]) -> Any:
+        path = self.program(code if isinstance(code, str) else self(code))
         return await self.result(await self.start("run", self.db, str(path)))
 
     async def resume(self, execution_id: str, decisions: dict[str, Any]) -> Any:
@@ -66,12 +77,14 @@ class App:
         return [json.loads(line) for line in path.read_text().splitlines()]
 
 
-@pytest.fixture
-def app(tmp_path: Path) -> App:
-    return App(tmp_path)
+@pytest.fixture(params=LANGUAGES)
+def app(request: pytest.FixtureRequest, tmp_path: Path) -> App:
+    return App(tmp_path, request.param)
 
 
-PROGRAM = """
+# Two gated calls made together, after a counter, with the clock and random values read first.
+PROGRAM = {
+    "typescript": """
 const seen = { now: Date.now(), random: Math.random(), uuid: crypto.randomUUID() };
 const count = await external_counter({});
 const results = await Promise.all([
@@ -79,7 +92,23 @@ const results = await Promise.all([
   external_refund({ order: "b", amount: 900 }).catch((e) => `${e.name}: ${e.message}`),
 ]);
 return { seen, count, results };
-"""
+""",
+    "python": """
+import asyncio, os, random, time
+seen = {"now": time.time(), "random": random.random(), "bytes": os.urandom(4).hex()}
+count = await external_counter()
+async def attempt(call):
+    try:
+        return await call
+    except PermissionError as e:
+        return f"ApprovalDeniedError: {e}"
+results = await asyncio.gather(
+    external_refund(order="a", amount=500),
+    attempt(external_refund(order="b", amount=900)),
+)
+{"seen": seen, "count": count, "results": results}
+""",
+}
 
 
 async def test_a_pause_in_one_process_resumes_in_another(app: App) -> None:
@@ -115,9 +144,15 @@ async def test_a_pause_in_one_process_resumes_in_another(app: App) -> None:
     # No repeated side effect: the counter ran once (before the pause), the refund once (after).
     assert app.runs("counter") == [{"key": f"{execution_id}:1"}]
     assert app.runs("refund") == [{"order": "a", "key": f"{execution_id}:2"}]
-    # The clock and random values the first process saw are the ones the second replayed.
+    # The clock and random values the first process saw are the ones the second replayed
+    # (the test below compares them); here, that they are what each language reads.
     seen = done["result"]["seen"]
-    assert seen["uuid"] == Matches(r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[0-9a-f]{4}-[0-9a-f]{12}")
+    assert sorted(seen) == app(
+        {"typescript": ["now", "random", "uuid"], "python": ["bytes", "now", "random"]}
+    )
+    if app.language == "typescript":
+        uuid = r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[0-9a-f]{4}-[0-9a-f]{12}"
+        assert seen["uuid"] == Matches(uuid)
     again = await app.resume(execution_id, {approve: True})
     assert again["error"]["name"] == "ExecutionNotPausedError"
     assert len(app.runs("refund")) == 1
@@ -126,12 +161,21 @@ async def test_a_pause_in_one_process_resumes_in_another(app: App) -> None:
 async def test_the_values_seen_before_the_pause_are_replayed_in_the_new_process(
     app: App,
 ) -> None:
-    code = """
+    code = {
+        "typescript": """
     const seen = { now: Date.now(), random: Math.random(), uuid: crypto.randomUUID() };
     console.log(JSON.stringify(seen));
     await external_refund({ order: "a", amount: 500 });
     return seen;
-    """
+    """,
+        "python": """
+import json, os, random, time
+seen = {"now": time.time(), "random": random.random(), "bytes": os.urandom(16).hex()}
+print(json.dumps(seen))
+await external_refund(order="a", amount=500)
+seen
+""",
+    }
     paused = await app.run(code)
     done = await app.resume(paused["execution_id"], {paused["pending"][0]["call_id"]: True})
     assert done["result"] == json.loads(paused["logs"][0])
@@ -160,15 +204,26 @@ async def test_a_concurrent_double_resume_runs_exactly_once(app: App) -> None:
 
 
 async def _kill_during_slow_call(app: App, tool: str) -> str:
-    path = app.dir / "program.ts"
-    path.write_text(
-        f"""
+    path = app.program(
+        app(
+            {
+                "typescript": f"""
         await external_counter({{}});
         let outcome;
         try {{ outcome = await external_{tool}({{ why: "slow" }}) }}
         catch (e) {{ outcome = `${{e.name}}: ${{e.message}}` }}
         return {{ outcome, count: await external_counter({{}}) }};
-        """
+        """,
+                "python": f"""
+await external_counter()
+try:
+    outcome = await external_{tool}(why="slow")
+except PermissionError as e:
+    outcome = f"ApprovalDeniedError: {{e}}"
+{{"outcome": outcome, "count": await external_counter()}}
+""",
+            }
+        )
     )
     (app.dir / "hold").touch()
     process = await app.start("run", app.db, str(path))

@@ -1,5 +1,7 @@
-"""SqliteStore against the ExecutionStore contract: claims, compare-and-set decisions, fencing,
-expiry, the approval queue and pruning, in one process and across processes."""
+"""Every store against the ExecutionStore contract: claims, compare-and-set decisions, fencing,
+expiry, the approval queue and pruning, in one process and across processes. Each test runs
+against SqliteStore, RedisStore and PostgresStore (real servers the tests start, see
+tests/_servers.py), so the stores behave alike."""
 
 from __future__ import annotations
 
@@ -11,6 +13,8 @@ import subprocess
 import sys
 import textwrap
 import time
+import uuid
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -29,8 +33,11 @@ from codemode.stores import (
     NewExecution,
     PruneReport,
     SqliteStore,
+    open_store,
 )
 from codemode.stores._base import new_owner
+
+STORES = ["sqlite", "redis", "postgres"]
 
 
 class Clock:
@@ -57,7 +64,7 @@ def call(step: int, state: str, **extra: Any) -> CallRecord:
 C1, C2, C3 = "1-01ababababab", "2-02ababababab", "3-03ababababab"
 
 
-async def paused(store: SqliteStore, execution_id: str = "e1", ttl: float = 3600) -> str:
+async def paused(store: ExecutionStore, execution_id: str = "e1", ttl: float = 3600) -> str:
     """An execution that ran one call and waits on two."""
     owner = new_owner()
     await store.create(
@@ -81,21 +88,37 @@ async def paused(store: SqliteStore, execution_id: str = "e1", ttl: float = 3600
     return execution_id
 
 
-@pytest.fixture
-async def store(tmp_path: Path) -> Any:
+def store_location(kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Where a fresh, empty store of ``kind`` is: an SQLite file, or a key prefix / schema of
+    its own on the Redis / Postgres server started for the module."""
+    if kind == "sqlite":
+        return str(tmp_path / "runs.db")
+    unique = f"t{uuid.uuid4().hex[:16]}"
+    if kind == "redis":
+        return f"{request.getfixturevalue('redis_url')}?prefix={unique}"
+    return f"{request.getfixturevalue('postgres_dsn')}?schema={unique}"
+
+
+@pytest.fixture(params=STORES)
+async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Any]:
+    """An empty store of each kind, on a clock the test moves."""
     clock = Clock()
-    async with SqliteStore(tmp_path / "runs.db", clock=clock) as s:
-        s.clock = clock  # type: ignore[attr-defined]
+    async with open_store(store_location(request.param, request, tmp_path), clock=clock) as s:  # type: ignore[attr-defined]
+        s.clock = clock
         yield s
 
 
-async def test_it_is_an_execution_store_and_its_file_is_private(store: SqliteStore) -> None:
+async def test_it_is_an_execution_store(store: ExecutionStore) -> None:
     assert isinstance(store, ExecutionStore)
-    await paused(store)
+
+
+async def test_an_sqlite_file_is_private(tmp_path: Path) -> None:
+    async with SqliteStore(tmp_path / "runs.db") as store:
+        await paused(store)
     assert stat.S_IMODE(os.stat(store.path).st_mode) == 0o600
 
 
-async def test_a_paused_execution_reads_back_whole(store: SqliteStore) -> None:
+async def test_a_paused_execution_reads_back_whole(store: ExecutionStore) -> None:
     await paused(store)
     state = await store.get("e1")
     assert state is not None
@@ -109,7 +132,7 @@ async def test_a_paused_execution_reads_back_whole(store: SqliteStore) -> None:
 
 
 async def test_the_approval_queue_lists_undecided_calls_across_executions(
-    store: SqliteStore,
+    store: ExecutionStore,
 ) -> None:
     await paused(store, "e1")
     store.clock.now += 10  # type: ignore[attr-defined]
@@ -127,7 +150,7 @@ async def test_the_approval_queue_lists_undecided_calls_across_executions(
     assert len(await store.pending(limit=1)) == 1
 
 
-async def test_decisions_are_compare_and_set_on_the_call_id(store: SqliteStore) -> None:
+async def test_decisions_are_compare_and_set_on_the_call_id(store: ExecutionStore) -> None:
     await paused(store)
     decided = await store.decide("e1", C2, "too expensive")
     assert (decided.approved, decided.reason) == (False, "too expensive")
@@ -156,7 +179,7 @@ async def test_decisions_are_compare_and_set_on_the_call_id(store: SqliteStore) 
     assert state is not None and state.calls[2].approved is None
 
 
-async def test_a_claim_applies_decisions_atomically_and_runs_once(store: SqliteStore) -> None:
+async def test_a_claim_applies_decisions_atomically_and_runs_once(store: ExecutionStore) -> None:
     await paused(store)
     with pytest.raises(DecisionError):  # one bad decision: nothing applied, nothing claimed
         await store.claim("e1", owner=new_owner(), lease=60, decisions={C2: True, "9-x": True})
@@ -181,7 +204,22 @@ async def test_a_claim_applies_decisions_atomically_and_runs_once(store: SqliteS
     assert state is not None and state.result == {"success": True}
 
 
-async def test_writes_are_fenced_by_the_lease(store: SqliteStore) -> None:
+async def test_of_many_claims_at_once_in_one_process_exactly_one_wins(
+    store: ExecutionStore,
+) -> None:
+    await paused(store)
+    outcomes = await asyncio.gather(
+        *(store.claim("e1", owner=new_owner(), lease=60, decisions={C2: True}) for _ in range(8)),
+        return_exceptions=True,
+    )
+    assert sorted(type(o).__name__ for o in outcomes) == ["ExecutionNotPausedError"] * 7 + [
+        "ExecutionState"
+    ]
+    state = await store.get("e1")
+    assert state is not None and (state.status, state.passes) == ("running", 2)
+
+
+async def test_writes_are_fenced_by_the_lease(store: ExecutionStore) -> None:
     await paused(store)
     first = new_owner()
     await store.claim("e1", owner=first, lease=60)
@@ -197,7 +235,7 @@ async def test_writes_are_fenced_by_the_lease(store: SqliteStore) -> None:
     await store.record("e1", owner=second, calls=[call(2, "started", ran=True)])
 
 
-async def test_started_calls_of_an_abandoned_execution_are_in_doubt(store: SqliteStore) -> None:
+async def test_started_calls_of_an_abandoned_execution_are_in_doubt(store: ExecutionStore) -> None:
     owner = new_owner()
     await store.create(NewExecution("e1", "t", "code", "{}", 3600), owner=owner, lease=30)
     await store.record("e1", owner=owner, calls=[call(1, "ok", value=1), call(2, "started")])
@@ -217,7 +255,7 @@ async def test_started_calls_of_an_abandoned_execution_are_in_doubt(store: Sqlit
 
 
 async def test_an_owner_that_died_on_this_host_is_gone_at_once(
-    store: SqliteStore, tmp_path: Path
+    store: ExecutionStore, tmp_path: Path
 ) -> None:
     script = "from codemode.stores._base import new_owner; print(new_owner())"
     dead = subprocess.run(
@@ -231,7 +269,7 @@ async def test_an_owner_that_died_on_this_host_is_gone_at_once(
     assert state is not None and not state.abandoned
 
 
-async def test_expiry_is_enforced_on_decide_and_claim(store: SqliteStore) -> None:
+async def test_expiry_is_enforced_on_decide_and_claim(store: ExecutionStore) -> None:
     await paused(store, ttl=60)
     store.clock.now += 61  # type: ignore[attr-defined]
     assert await store.pending() == []
@@ -248,7 +286,7 @@ async def test_expiry_is_enforced_on_decide_and_claim(store: SqliteStore) -> Non
         await store.claim("e1", owner=new_owner(), lease=60)
 
 
-async def test_prune_expires_and_deletes_after_the_retention(store: SqliteStore) -> None:
+async def test_prune_expires_and_deletes_after_the_retention(store: ExecutionStore) -> None:
     await paused(store, "e1", ttl=60)
     owner = new_owner()
     await store.create(NewExecution("e2", "t", "code", "{}", 60), owner=owner, lease=10)
@@ -266,7 +304,7 @@ async def test_prune_expires_and_deletes_after_the_retention(store: SqliteStore)
     assert await store.prune(keep_finished=1) == PruneReport(expired=0, deleted=0)
 
 
-async def test_errors_recorded_for_calls_read_back(store: SqliteStore) -> None:
+async def test_errors_recorded_for_calls_read_back(store: ExecutionStore) -> None:
     owner = new_owner()
     await store.create(NewExecution("e1", "t", "code", "{}", 60), owner=owner, lease=10)
     failed = call(1, "error", error=CallError("no such order", "LookupError"), ran=True)
@@ -275,14 +313,24 @@ async def test_errors_recorded_for_calls_read_back(store: SqliteStore) -> None:
     assert state is not None and state.calls == (failed,)
 
 
+async def test_any_text_a_tool_returned_reads_back_unchanged(store: ExecutionStore) -> None:
+    # Non-ASCII, NUL, and a lone surrogate (a str Python allows, that UTF-8 cannot encode).
+    value = {"text": "Zoë 日本 \u0000 \ud800", "emoji": "🙂"}
+    owner = new_owner()
+    await store.create(NewExecution("e1", "t", "code", "{}", 60), owner=owner, lease=10)
+    await store.record("e1", owner=owner, calls=[call(1, "ok", value=value, ran=True)])
+    state = await store.get("e1")
+    assert state is not None and state.calls[0].value == value
+
+
 CLAIMER = textwrap.dedent(
     """
     import asyncio, sys, time
-    from codemode.stores import SqliteStore, ExecutionNotPausedError
+    from codemode.stores import ExecutionNotPausedError, open_store
     from codemode.stores._base import new_owner
 
     async def main():
-        store = SqliteStore(sys.argv[1])
+        store = open_store(sys.argv[1])
         while time.time() < float(sys.argv[2]):
             time.sleep(0.001)
         try:
@@ -298,8 +346,12 @@ CLAIMER = textwrap.dedent(
 )
 
 
-async def test_of_many_processes_claiming_at_once_exactly_one_wins(tmp_path: Path) -> None:
-    async with SqliteStore(tmp_path / "runs.db") as store:
+@pytest.mark.parametrize("kind", STORES)
+async def test_of_many_processes_claiming_at_once_exactly_one_wins(
+    kind: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    location = store_location(kind, request, tmp_path)
+    async with open_store(location) as store:  # type: ignore[attr-defined]
         await paused(store)
     start = time.time() + 1.5
     procs = [
@@ -307,7 +359,7 @@ async def test_of_many_processes_claiming_at_once_exactly_one_wins(tmp_path: Pat
             sys.executable,
             "-c",
             CLAIMER,
-            store.path,
+            location,
             str(start),
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,

@@ -18,7 +18,13 @@ from langchain_core.utils.function_calling import convert_to_openai_tool
 from _examples import EXAMPLES, SHOP_ANSWER, SHOP_RESULT, load_example, whoami_tool
 from codemode import DenoSandbox, Tool, create_code_mode, create_tool
 from codemode._code_mode import _background_loop
-from codemode.integrations.langchain import system_message, to_langchain
+from codemode.integrations.langchain import (
+    paused_executions,
+    resume_messages,
+    resume_messages_sync,
+    system_message,
+    to_langchain,
+)
 
 
 def call(name: str, args: dict[str, Any]) -> ToolCall:
@@ -181,3 +187,115 @@ async def test_null_result_reaches_the_model_as_null(deno_sandbox: DenoSandbox) 
 
     expected = {"success": True, "result": None, "logs": []}
     assert (json.loads(message.text), message.artifact) == (expected, expected)
+
+
+# -- approvals that wait: the paused result is the ToolMessage; resume_messages replaces it -------
+PAUSING = """
+const count = await external_counter({});
+const results = await Promise.all([
+  external_refund({ order: "a", amount: 500 }),
+  external_refund({ order: "b", amount: 900 }).catch((e) => `${e.name}: ${e.message}`),
+]);
+return { count, results };
+"""
+
+
+@pytest.fixture
+async def shop_tool(deno_sandbox: DenoSandbox, tmp_path: Any) -> Any:
+    from codemode.stores import SqliteStore
+
+    runs: list[tuple[str, Any]] = []
+    seen: list[dict[str, Any]] = []
+
+    def refund(input: dict[str, Any], context: Any) -> dict[str, Any]:
+        runs.append(("refund", input["order"]))
+        seen.append(dict(context.request_context))
+        return {"refunded": input["order"]}
+
+    tools = [
+        create_tool(
+            id="counter",
+            description="Count.",
+            input_schema={"type": "object"},
+            execute=lambda input: runs.append(("counter", None)) or len(runs),
+        ),
+        create_tool(
+            id="refund",
+            description="Refund an order.",
+            input_schema={"type": "object"},
+            execute=refund,
+            require_approval=lambda input: input["amount"] > 100,
+        ),
+    ]
+    async with SqliteStore(tmp_path / "runs.db") as store:
+        code_tool, _ = create_code_mode(tools=tools, sandbox=deno_sandbox, store=store)
+        yield code_tool, runs, seen
+
+
+async def test_a_paused_program_is_returned_and_resume_messages_finishes_it(
+    shop_tool: Any,
+) -> None:
+    code_tool, runs, seen = shop_tool
+    lc_tool = to_langchain(code_tool)
+    question = SystemMessage("refund a and b")
+
+    paused_message = await lc_tool.ainvoke(call("execute_typescript", {"code": PAUSING}))
+
+    assert isinstance(paused_message, ToolMessage) and paused_message.status == "success"
+    assert json.loads(paused_message.text)["status"] == "paused"
+    [paused] = paused_executions([question, paused_message])
+    assert (paused.tool_call_id, paused.tool_name) == ("call_1", "execute_typescript")
+    assert [(c.tool_id, c.input["order"]) for c in paused.pending] == [
+        ("refund", "a"),
+        ("refund", "b"),
+    ]
+    approve, deny = (c.call_id for c in paused.pending)
+
+    messages = await resume_messages(
+        code_tool,
+        [question, paused_message],
+        {approve: True, deny: "over the limit"},
+        request_context={"user": "ops"},
+    )
+
+    assert messages[0] is question
+    resumed = messages[1]
+    assert isinstance(resumed, ToolMessage) and resumed.tool_call_id == "call_1"
+    expected = {
+        "success": True,
+        "result": {
+            "count": 1,
+            "results": [
+                {"refunded": "a"},
+                "ApprovalDeniedError: Tool refund requires approval and was not approved: "
+                "over the limit",
+            ],
+        },
+        "logs": [],
+        "execution_id": paused.execution_id,
+    }
+    assert (json.loads(resumed.text), resumed.artifact) == (expected, expected)
+    assert paused_executions(messages) == []
+    assert runs == [("counter", None), ("refund", "a")]  # nothing ran twice
+    assert seen == [{"user": "ops"}]  # the approved call ran with the resume's context
+
+
+def test_resume_messages_sync_leaves_undecided_calls_paused(shop_tool: Any) -> None:
+    code_tool, runs, _ = shop_tool
+    lc_tool = to_langchain(code_tool)
+    paused_message = lc_tool.invoke(call("execute_typescript", {"code": PAUSING}))
+    [paused] = paused_executions([paused_message])
+    approve, later = (c.call_id for c in paused.pending)
+
+    messages = resume_messages_sync(code_tool, [paused_message], {approve: True})
+
+    [again] = paused_executions(messages)
+    assert (again.execution_id, [c.call_id for c in again.pending]) == (
+        paused.execution_id,
+        [later],
+    )
+    done = resume_messages_sync(code_tool, messages, {}, otherwise="not today")
+    assert json.loads(done[0].text)["result"]["results"][1] == (
+        "ApprovalDeniedError: Tool refund requires approval and was not approved: not today"
+    )
+    assert runs == [("counter", None), ("refund", "a")]

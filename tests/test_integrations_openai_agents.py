@@ -34,7 +34,13 @@ from openai.types.responses import (
 
 from _examples import EXAMPLES, SHOP_ANSWER, SHOP_RESULT, load_example, whoami_tool
 from codemode import DenoSandbox, Tool, create_code_mode, create_tool
-from codemode.integrations.openai_agents import join_instructions, to_openai_agents
+from codemode.integrations.openai_agents import (
+    join_instructions,
+    paused_executions,
+    resume_run,
+    stop_when_paused,
+    to_openai_agents,
+)
 
 
 class CallOnce(Model):
@@ -249,3 +255,118 @@ async def test_null_result_reaches_the_model_as_null(deno_sandbox: DenoSandbox) 
 
     outputs = [i.output for i in result.new_items if isinstance(i, ToolCallOutputItem)]
     assert outputs == ['{"success": true, "result": null, "logs": []}']
+
+
+# -- approvals that wait: a paused program ends the turn; resume_run continues it ---------------
+PAUSING = """
+const count = await external_counter({});
+const results = await Promise.all([
+  external_refund({ order: "a", amount: 500 }),
+  external_refund({ order: "b", amount: 900 }).catch((e) => `${e.name}: ${e.message}`),
+]);
+return { count, results };
+"""
+
+
+@pytest.fixture
+async def shop_tool(deno_sandbox: DenoSandbox, tmp_path: Any) -> Any:
+    from codemode.stores import SqliteStore
+
+    runs: list[tuple[str, Any]] = []
+
+    def refund(input: dict[str, Any]) -> dict[str, Any]:
+        runs.append(("refund", input["order"]))
+        return {"refunded": input["order"]}
+
+    tools = [
+        create_tool(
+            id="counter",
+            description="Count.",
+            input_schema={"type": "object"},
+            execute=lambda input: runs.append(("counter", None)) or len(runs),
+        ),
+        create_tool(
+            id="refund",
+            description="Refund an order.",
+            input_schema={"type": "object"},
+            execute=refund,
+            require_approval=lambda input: input["amount"] > 100,
+        ),
+    ]
+    async with SqliteStore(tmp_path / "runs.db") as store:
+        code_tool, _ = create_code_mode(tools=tools, sandbox=deno_sandbox, store=store)
+        yield code_tool, runs
+
+
+@pytest.mark.parametrize("stop", [True, False], ids=["stop_when_paused", "model_told"])
+async def test_a_paused_program_ends_the_turn_and_resume_run_continues_it(
+    shop_tool: Any, stop: bool
+) -> None:
+    code_tool, runs = shop_tool
+    model = CallOnce("execute_typescript", json.dumps({"code": PAUSING}))
+    options: dict[str, Any] = {"tool_use_behavior": stop_when_paused} if stop else {}
+    agent = Agent(name="shop", model=model, tools=[to_openai_agents(code_tool)], **options)
+
+    first = await run(agent)
+
+    [paused] = paused_executions(first)
+    assert (paused.tool_call_id, paused.tool_name) == ("call_1", "execute_typescript")
+    assert [(c.tool_id, c.input["order"], c.kind) for c in paused.pending] == [
+        ("refund", "a", "approval"),
+        ("refund", "b", "approval"),
+    ]
+    paused_json = json.loads(first.final_output)
+    assert (paused_json["status"], paused_json["execution_id"]) == ("paused", paused.execution_id)
+    assert len(model.instructions) == (1 if stop else 2)  # stopped: the model was not asked
+    assert runs == [("counter", None)]
+    approve, deny = (c.call_id for c in paused.pending)
+
+    done = await resume_run(
+        first, {approve: True, deny: "over the limit"}, run_config=RunConfig(tracing_disabled=True)
+    )
+
+    assert json.loads(done.final_output) == {
+        "success": True,
+        "result": {
+            "count": 1,
+            "results": [
+                {"refunded": "a"},
+                "ApprovalDeniedError: Tool refund requires approval and was not approved: "
+                "over the limit",
+            ],
+        },
+        "logs": [],
+        "execution_id": paused.execution_id,
+    }
+    assert paused_executions(done) == []
+    assert runs == [("counter", None), ("refund", "a")]  # nothing ran twice
+
+
+async def test_calls_left_undecided_end_the_resumed_run_paused_again(shop_tool: Any) -> None:
+    code_tool, runs = shop_tool
+    model = CallOnce("execute_typescript", json.dumps({"code": PAUSING}))
+    agent = Agent(
+        name="shop",
+        model=model,
+        tools=[to_openai_agents(code_tool)],
+        tool_use_behavior=stop_when_paused,
+    )
+    first = await run(agent)
+    [paused] = paused_executions(first)
+    approve, later = (c.call_id for c in paused.pending)
+
+    second = await resume_run(first, {approve: True}, run_config=RunConfig(tracing_disabled=True))
+
+    [again] = paused_executions(second)
+    assert (again.execution_id, [c.call_id for c in again.pending]) == (
+        paused.execution_id,
+        [later],
+    )
+    third = await resume_run(
+        second, {}, otherwise=True, run_config=RunConfig(tracing_disabled=True)
+    )
+    assert json.loads(third.final_output)["result"]["results"] == [
+        {"refunded": "a"},
+        {"refunded": "b"},
+    ]
+    assert runs == [("counter", None), ("refund", "a"), ("refund", "b")]

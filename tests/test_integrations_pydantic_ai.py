@@ -13,7 +13,7 @@ import pytest
 
 pytest.importorskip("pydantic_ai")
 
-from pydantic_ai import Agent, DeferredToolRequests, RunContext
+from pydantic_ai import Agent, DeferredToolRequests, DeferredToolResults, RunContext
 from pydantic_ai.messages import (
     ModelMessage,
     ModelResponse,
@@ -26,7 +26,12 @@ from pydantic_ai.models.function import AgentInfo, FunctionModel
 
 from _examples import EXAMPLES, SHOP_ANSWER, SHOP_RESULT, load_example, whoami_tool
 from codemode import DenoSandbox, MontySandbox, Tool, create_code_mode, create_tool
-from codemode.integrations.pydantic_ai import to_pydantic_ai, to_pydantic_ai_toolset
+from codemode.integrations.pydantic_ai import (
+    approval_results,
+    paused_executions,
+    to_pydantic_ai,
+    to_pydantic_ai_toolset,
+)
 
 
 def parts(messages: list[ModelMessage], kind: type[Any]) -> list[Any]:
@@ -278,3 +283,139 @@ async def test_null_result_reaches_the_model_as_null(deno_sandbox: DenoSandbox) 
 
     [reply] = parts(result.all_messages(), ToolReturnPart)
     assert reply.content == {"success": True, "result": None, "logs": []}
+
+
+# -- approvals that wait: a paused program is pydantic-ai's deferred tool approval ----------------
+PAUSING = """
+const count = await external_counter({});
+const results = await Promise.all([
+  external_refund({ order: "a", amount: 500 }),
+  external_refund({ order: "b", amount: 900 }).catch((e) => `${e.name}: ${e.message}`),
+]);
+return { count, results };
+"""
+
+
+class Shop:
+    """A counter and a gated refund tool that record every run."""
+
+    def __init__(self) -> None:
+        self.runs: list[tuple[str, Any]] = []
+        self.tools = [
+            create_tool(
+                id="counter",
+                description="Count.",
+                input_schema={"type": "object"},
+                execute=lambda input: self.ran("counter", input) or len(self.runs),
+            ),
+            create_tool(
+                id="refund",
+                description="Refund an order.",
+                input_schema={
+                    "type": "object",
+                    "properties": {"order": {"type": "string"}, "amount": {"type": "number"}},
+                },
+                execute=lambda input: self.ran("refund", input) or {"refunded": input["order"]},
+                require_approval=lambda input: input["amount"] > 100,
+            ),
+        ]
+
+    def ran(self, name: str, input: Any) -> None:
+        self.runs.append((name, input))
+
+
+@pytest.fixture
+async def durable_agent(deno_sandbox: DenoSandbox, tmp_path: Any) -> Any:
+    from codemode.stores import SqliteStore
+
+    shop = Shop()
+    async with SqliteStore(tmp_path / "runs.db") as store:
+        code_tool, _ = create_code_mode(tools=shop.tools, sandbox=deno_sandbox, store=store)
+        agent = Agent(
+            call_once("execute_typescript", {"code": PAUSING}),
+            tools=[to_pydantic_ai(code_tool)],
+            output_type=[str, DeferredToolRequests],
+        )
+        yield agent, shop
+
+
+async def test_a_paused_program_is_a_deferred_approval_resumed_with_per_call_decisions(
+    durable_agent: Any,
+) -> None:
+    agent, shop = durable_agent
+
+    first = await agent.run("refund both orders")
+
+    assert isinstance(first.output, DeferredToolRequests)
+    [part] = first.output.approvals
+    assert part.tool_name == "execute_typescript"
+    [(tool_call_id, paused)] = paused_executions(first.output).items()
+    assert tool_call_id == part.tool_call_id
+    assert [(c.tool_id, c.input, c.kind) for c in paused.pending] == [
+        ("refund", {"order": "a", "amount": 500}, "approval"),
+        ("refund", {"order": "b", "amount": 900}, "approval"),
+    ]
+    assert paused.message.startswith("The program is paused: 2 tool calls are waiting")
+    assert shop.runs == [("counter", {})]  # the refunds wait
+    approve, deny = (c.call_id for c in paused.pending)
+
+    results = approval_results(first.output, {approve: True, deny: "over the limit"})
+    assert results.approvals == {tool_call_id: True}
+    assert results.metadata == {
+        tool_call_id: {
+            "execution_id": paused.execution_id,
+            "decisions": {approve: True, deny: "over the limit"},
+        }
+    }
+    second = await agent.run(message_history=first.all_messages(), deferred_tool_results=results)
+
+    [reply] = [r for r in parts(second.all_messages(), ToolReturnPart)]
+    assert reply.tool_call_id == tool_call_id
+    assert reply.content == {
+        "success": True,
+        "result": {
+            "count": 1,
+            "results": [
+                {"refunded": "a"},
+                "ApprovalDeniedError: Tool refund requires approval and was not approved: "
+                "over the limit",
+            ],
+        },
+        "logs": [],
+        "execution_id": paused.execution_id,
+    }
+    assert json.loads(second.output) == reply.content
+    # Nothing ran twice: the counter before the pause, the approved refund after it.
+    assert shop.runs == [("counter", {}), ("refund", {"order": "a", "amount": 500})]
+
+
+async def test_undecided_calls_pause_again_and_a_plain_approval_approves_the_rest(
+    durable_agent: Any,
+) -> None:
+    agent, shop = durable_agent
+    first = await agent.run("refund both orders")
+    [(tool_call_id, paused)] = paused_executions(first.output).items()
+    approve, later = (c.call_id for c in paused.pending)
+
+    second = await agent.run(
+        message_history=first.all_messages(),
+        deferred_tool_results=approval_results(first.output, {approve: True}),
+    )
+
+    assert isinstance(second.output, DeferredToolRequests)
+    [(again_id, again)] = paused_executions(second.output).items()
+    assert (again_id, again.execution_id) == (tool_call_id, paused.execution_id)
+    assert [c.call_id for c in again.pending] == [later]
+    assert shop.runs == [("counter", {}), ("refund", {"order": "a", "amount": 500})]
+
+    # pydantic-ai's own idiom: approve the whole code tool call (in the process it paused in).
+    third = await agent.run(
+        message_history=second.all_messages(),
+        deferred_tool_results=DeferredToolResults(approvals={tool_call_id: True}),
+    )
+
+    assert json.loads(third.output)["result"]["results"] == [
+        {"refunded": "a"},
+        {"refunded": "b"},
+    ]
+    assert [name for name, _ in shop.runs] == ["counter", "refund", "refund"]

@@ -260,3 +260,19 @@ async def test_validation_error_shows_the_expected_input(sandbox: DenoSandbox) -
         "name": "ValidationError",
         "line": 1,
     }
+
+
+async def test_a_program_that_only_declares_functions_is_a_result_error(
+    sandbox: DenoSandbox,
+) -> None:
+    code = "async function fetchTotal(id: string) {\n  return await external_add({ a: 1, b: 2 })\n}"
+    assert await model_view(sandbox, code) == {
+        "success": False,
+        "logs": [],
+        "error": {
+            "message": "The program only declares functions and never calls one: call the one "
+            "that does the work and return its value, e.g. `return await main()`.",
+            "name": "ResultError",
+            "line": 3,
+        },
+    }

@@ -84,6 +84,11 @@ DEFAULT = (
             "async function main() {\n  return 9\n}; return await main();",
         ),
         ("export const x = 1\nx", "const x = 1\nreturn x"),
+        (
+            "async function main() {\n  return helper(2)\n}\nfunction helper(x) { return x }",
+            "async function main() {\n  return helper(2)\n}\nfunction helper(x) { return x }"
+            "; return await main();",
+        ),
     ],
     ids=[
         "literal",
@@ -97,6 +102,7 @@ DEFAULT = (
         "export-default-arrow",
         "lone-main",
         "export-const",
+        "main-and-helper",
     ],
 )
 def test_programs_are_rewritten_to_give_their_value(code: str, expected: str) -> None:
@@ -109,7 +115,6 @@ def test_programs_are_rewritten_to_give_their_value(code: str, expected: str) ->
         "return 1",
         "const x = 1",  # a declaration gives nothing
         "const a = 1\nif (a) { return 3 }\na + 1",  # an explicit return anywhere wins
-        "function fib(n) { return n < 2 ? n : fib(n - 1) + fib(n - 2) }",  # needs an argument
         "async function main() { return 1 }\nconst r = await main()",  # used: not the program
         "const f = async () => { return 1 }\nreturn f()",
         "return (1 +",  # does not parse: Deno reports it
@@ -143,3 +148,17 @@ def test_runner_type_checks_and_lints(tmp_path: Path) -> None:
             timeout=120,
         )
         assert completed.returncode == 0, completed.stdout + completed.stderr
+
+
+@pytest.mark.parametrize(
+    "code",
+    [
+        "function fib(n) { return n < 2 ? n : fib(n - 1) + fib(n - 2) }",  # needs an argument
+        "async function main(input) {\n  return 1\n}\nfunction helper() {}",
+        "type A = number\nasync function helper(a: A) { return a }",
+    ],
+)
+def test_a_program_that_only_declares_functions_says_so(code: str) -> None:
+    text = prepare_body(code).text
+    assert text.startswith(code + "; throw ")
+    assert "never calls one" in text and text.count("\n") == code.count("\n")

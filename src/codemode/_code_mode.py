@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import atexit
 import contextlib
+import difflib
 import json
 import logging
 import threading
@@ -19,9 +20,19 @@ import pydantic
 
 from ._bridge import Bridge
 from ._hints import called_in, undefined_function_hint
+from ._model_output import DEFAULT_MAX_MODEL_OUTPUT_CHARS, MIN_MODEL_OUTPUT_CHARS
 from ._result import CodeModeError, CodeModeToolResult
 from ._tools import Approve, Tool, ToolContext
 from ._tracing import span
+from .discovery import (
+    DEFAULT_TOKEN_BUDGET,
+    Catalog,
+    SearchFunction,
+    SearchResult,
+    estimate_tokens,
+)
+from .discovery._discovery import DEFAULT_LIMIT
+from .discovery._tools import discovery_tool_names, make_discovery_tools, program_handlers
 from .durable import Journal, fingerprint, fingerprint_changes
 from .durable._journal import paused_error
 from .languages import Language, Program, ProgramChecker, TypeCheckerError, get_language
@@ -46,6 +57,7 @@ DEFAULT_PAUSE_TTL = timedelta(hours=24)
 LEASE_GRACE_S = 30.0
 
 ToolsInput = Mapping[str, Tool] | Sequence[Tool]
+DiscoveryMode = bool | Literal["auto"]
 
 
 class CodeInput(pydantic.BaseModel):
@@ -101,6 +113,9 @@ class CodeModeTool(Tool):
         checker: ProgramChecker | None,
         store: ExecutionStore | None = None,
         pause_ttl: float = DEFAULT_PAUSE_TTL.total_seconds(),
+        catalog: Catalog | None = None,
+        discovery: bool = False,
+        max_model_output_chars: int = DEFAULT_MAX_MODEL_OUTPUT_CHARS,
     ) -> None:
         super().__init__(
             id=id,
@@ -121,9 +136,66 @@ class CodeModeTool(Tool):
         self.store = store
         self.pause_ttl = pause_ttl
         self._hints: dict[str, str] = {}  # tool name -> its input hint, made on first use
+        # Discovery: a view over ``self.tools`` as it is at each search (never a stale one).
+        self.catalog = catalog or Catalog(self.tools, self.language)
+        self.catalog.follow(lambda: self.tools)
+        #: Whether the instructions hold an outline (programs search) instead of every declaration.
+        self.discovery = discovery
+        #: The most characters of JSON the model gets from this tool (results, logs, discovery).
+        self.max_model_output_chars = max_model_output_chars
+        self._discovery_tools: list[Tool] | None = None
+        self._handlers: dict[str, Tool] | None = None  # what answers a program's search calls
 
     async def _execute_tool(self, code: CodeInput, context: ToolContext) -> CodeModeToolResult:
         return await self.execute({"code": code.code}, request_context=context.request_context)
+
+    # Discovery ------------------------------------------------------------------------------
+    def search(self, query: str, limit: int = DEFAULT_LIMIT) -> SearchResult:
+        """The ``limit`` tools that best fit a task described in ``query``, best first: each
+        match has ``name`` (called as ``external_<name>``), ``tool_id``, ``description`` and
+        ``score``; ``total`` counts every tool that fits."""
+        return self.catalog.search(query, limit)
+
+    async def asearch(self, query: str, limit: int = DEFAULT_LIMIT) -> SearchResult:
+        """``search`` that also awaits an async ``search=`` function."""
+        return await self.catalog.asearch(query, limit)
+
+    def describe(self, names: Sequence[str]) -> str:
+        """The declarations of the tools called ``names`` (as ``search`` returns them), in the
+        program's language. Raises ``UnknownToolError`` naming what is not a tool."""
+        return self.catalog.describe(names)
+
+    @property
+    def discovery_tools(self) -> list[Tool]:
+        """``search_tools(query, limit)`` and ``describe_tools(names)`` as plain tools, to give
+        a model beside this code tool (the MCP gateway serves them when discovery is on).
+        They are named after this tool when its id is not the language's default."""
+        if self._discovery_tools is None:
+            names = discovery_tool_names(self.id, self.language.default_tool_id)
+            self._discovery_tools = make_discovery_tools(
+                self.catalog,
+                names=names,
+                code_tool_id=self.id,
+                functions=self.language.discovery_functions,
+                max_chars=self.max_model_output_chars,
+            )
+        return list(self._discovery_tools)
+
+    def _program_tools(self) -> Mapping[str, Tool]:
+        """What a program may call: the tools, and with discovery on, the reserved names its
+        search and describe calls travel under (the host answers them like tool calls)."""
+        functions = self.language.discovery_functions
+        if not self.discovery or functions is None:
+            return self.tools
+        if self._handlers is None:
+            self._handlers = program_handlers(self.catalog, functions)
+        return {**self.tools, **self._handlers}
+
+    def _checked_declarations(self) -> str:
+        if not self.discovery:
+            return self.declarations
+        extra = self.language.discovery_declarations()
+        return self.catalog.declarations().rstrip() + ("\n\n" + extra if extra else "")
 
     async def execute(
         self,
@@ -132,7 +204,15 @@ class CodeModeTool(Tool):
         request_context: Mapping[str, Any] | None = None,
     ) -> CodeModeToolResult:
         """Run the program in ``input["code"]`` and return its result; never raises for a
-        failure of the program, the sandbox or a tool (that is ``success=False``)."""
+        failure of the program, the sandbox or a tool (that is ``success=False``). The result
+        keeps the full value; its ``to_json()`` is bounded by ``max_model_output_chars``."""
+        result = await self._run_checked(input, request_context)
+        result._max_model_output_chars = self.max_model_output_chars
+        return result
+
+    async def _run_checked(
+        self, input: Mapping[str, Any] | CodeInput, request_context: Mapping[str, Any] | None
+    ) -> CodeModeToolResult:
         try:
             code = CodeInput.model_validate(input).code
         except pydantic.ValidationError as exc:
@@ -173,15 +253,16 @@ class CodeModeTool(Tool):
         program = self.language.prepare(code)
         if self.store is not None:
             return await self._start_durable(code, program, request_context)
+        tools = self._program_tools()
         job = Job(
             program.source,
             program.line_offset,
-            tuple(self.tools),
+            tuple(tools),
             self.limits,
             last_line=program.last_line,
         )
         bridge = Bridge(
-            self.tools,
+            tools,
             approve=self.approve,
             request_context=request_context,
             code_mode_id=self.id,
@@ -191,12 +272,13 @@ class CodeModeTool(Tool):
 
     async def _drive(self, job: Job, bridge: Bridge, code: str) -> CodeModeToolResult:
         """Run ``job`` in the sandbox to its result, with the timeout; no tool call outlives it."""
+        unawaited: list[str] = []
         try:
             try:
                 async with asyncio.timeout(self.timeout_ms / 1000):
                     outcome = await self.sandbox.execute(job, bridge)
             finally:
-                await bridge.aclose()
+                unawaited = await bridge.aclose()
         except TimeoutError:
             return self._failed(
                 bridge,
@@ -207,6 +289,10 @@ class CodeModeTool(Tool):
             )
         except SandboxError as exc:
             return self._failed(bridge, exc.name, exc.message)
+        if unawaited and outcome.ok:
+            # Fire-and-forget calls: the program returned while they ran, so they were
+            # cancelled; the model would otherwise believe they happened.
+            bridge.log(self._unawaited_note(unawaited))
         if not outcome.ok:
             error = outcome.error and self._with_hint(outcome.error, code)
             return CodeModeToolResult(success=False, logs=bridge.logs, error=error)
@@ -251,7 +337,7 @@ class CodeModeTool(Tool):
             store=self.store,
             execution_id=execution_id,
             owner=owner,
-            tools=self.tools,
+            tools=self._program_tools(),
             max_concurrent_calls=self.limits.max_concurrent_tool_calls,
             state=state,
         )
@@ -261,16 +347,17 @@ class CodeModeTool(Tool):
     ) -> tuple[CodeModeToolResult, int]:
         """One pass of a durable execution: replay what was recorded, go live, and end
         completed, failed or paused, as the store records it."""
+        tools = self._program_tools()
         job = Job(
             program.source,
             program.line_offset,
-            tuple(self.tools),
+            tuple(tools),
             self.limits,
             last_line=program.last_line,
             durable=journal.replay_run,
         )
         bridge = Bridge(
-            self.tools,
+            tools,
             approve=self.approve,
             request_context=request_context,
             code_mode_id=self.id,
@@ -416,7 +503,10 @@ class CodeModeTool(Tool):
     def _input_hint(self, name: str) -> str:
         hint = self._hints.get(name)
         if hint is None:
-            hint = self._hints[name] = self.language.input_hint(name, self.tools[name])
+            tool = self.tools.get(name)
+            if tool is None:  # a program's search or describe call (a reserved name)
+                return f"{self._program_tools()[name].id} as your instructions declare it"
+            hint = self._hints[name] = self.language.input_hint(name, tool)
         return hint
 
     def _with_hint(self, error: CodeModeError, code: str) -> CodeModeError:
@@ -425,6 +515,9 @@ class CodeModeTool(Tool):
         if missing is None or not called_in(code, missing, error.line):
             return error
         hint = undefined_function_hint(missing, [f"external_{name}" for name in self.tools])
+        functions = self.language.discovery_functions
+        if self.discovery and functions is not None:  # an outlined catalog: search, not guess
+            hint += f" Find the one you need with {functions[0]}."
         return error.model_copy(update={"message": f"{error.message}. {hint}"})
 
     async def _typecheck(self, code: str) -> CodeModeToolResult | None:
@@ -432,7 +525,9 @@ class CodeModeTool(Tool):
         block programs: it is logged, and the program runs unchecked."""
         assert self.checker is not None
         try:
-            failure = await self.checker.check(self.language.checkable(code), self.declarations)
+            failure = await self.checker.check(
+                self.language.checkable(code), self._checked_declarations()
+            )
         except TypeCheckerError as exc:
             _log.warning("type check skipped for %s: %s", self.id, exc)
             return None
@@ -441,6 +536,14 @@ class CodeModeTool(Tool):
         return CodeModeToolResult(
             success=False,
             error=CodeModeError(message=failure.message, name="TypeCheckError", line=failure.line),
+        )
+
+    def _unawaited_note(self, names: list[str]) -> str:
+        calls = ", ".join(dict.fromkeys(f"external_{name}" for name in names))
+        return (
+            f"[codemode] {len(names)} tool call(s) had not finished when the program returned "
+            f"and were cancelled: {calls}. Await every call before returning (several at once "
+            f"with {self.language.parallel_calls}), or they may not happen."
         )
 
     @staticmethod
@@ -542,12 +645,135 @@ def create_code_mode_instructions(
     id: str | None = None,
     timeout: int = DEFAULT_TIMEOUT_MS,
     language: str | Language = "typescript",
+    discovery: DiscoveryMode = "auto",
+    pinned: Sequence[str] = (),
+    discovery_token_budget: int = DEFAULT_TOKEN_BUDGET,
 ) -> str:
     """The instructions a code tool gives the model: the usage contract and a typed
-    ``external_*`` declaration per tool, for programs in ``language``."""
+    ``external_*`` declaration per tool, for programs in ``language``; or, with discovery on,
+    an outline of the catalog and the pinned tools' declarations (see ``create_code_mode``)."""
+    return plan_instructions(
+        tools=tools,
+        id=id,
+        timeout=timeout,
+        language=language,
+        discovery=discovery,
+        pinned=pinned,
+        discovery_token_budget=discovery_token_budget,
+    ).instructions
+
+
+def plan_instructions(
+    *,
+    tools: ToolsInput,
+    id: str | None = None,
+    timeout: int = DEFAULT_TIMEOUT_MS,
+    language: str | Language = "typescript",
+    discovery: DiscoveryMode = "auto",
+    pinned: Sequence[str] = (),
+    discovery_token_budget: int = DEFAULT_TOKEN_BUDGET,
+) -> InstructionsPlan:
+    """``create_code_mode_instructions`` with what decided them (``codemode instructions``)."""
     lang = get_language(language)
-    declarations = lang.render_declarations(_named_tools(tools, lang))
-    return lang.render_instructions(declarations, id=id or lang.default_tool_id, timeout_ms=timeout)
+    named = _named_tools(tools, lang)
+    return _plan_instructions(
+        named,
+        lang,
+        Catalog(named, lang),
+        id=id or lang.default_tool_id,
+        timeout_ms=timeout,
+        discovery=discovery,
+        pinned=pinned,
+        token_budget=discovery_token_budget,
+    )
+
+
+class InstructionsPlan(NamedTuple):
+    """The instructions chosen for a catalog, and why: the full declarations' estimated size
+    against the budget (what ``codemode instructions`` reports)."""
+
+    instructions: str
+    declarations: str  # every tool's declarations, when the instructions hold them
+    discovery: bool
+    tokens: int | None  # estimated tokens of the full instructions, when they are used
+    token_budget: int
+
+
+def _plan_instructions(
+    named: dict[str, Tool],
+    language: Language,
+    catalog: Catalog,
+    *,
+    id: str,
+    timeout_ms: int,
+    discovery: DiscoveryMode,
+    pinned: Sequence[str],
+    token_budget: int,
+) -> InstructionsPlan:
+    """Full declarations, or an outline when ``discovery`` says so ("auto": when the full
+    instructions would pass ``token_budget`` estimated tokens)."""
+    if discovery not in (True, False, "auto"):
+        raise ValueError(f'discovery must be "auto", True or False, got {discovery!r}')
+    if not isinstance(token_budget, int) or isinstance(token_budget, bool) or token_budget < 1:
+        raise ValueError(f"discovery_token_budget must be a positive int, got {token_budget!r}")
+    if isinstance(pinned, str):
+        raise TypeError("pinned must be a list of tool names, not a string")
+    supported = language.discovery_functions is not None
+    if discovery is True and not supported:
+        raise ValueError(
+            f"{language.title} programs cannot search the catalog: use discovery=False"
+        )
+    pinned_names = _pinned_names(catalog, pinned)
+    use_discovery = discovery is True or (
+        discovery == "auto"
+        and supported
+        and _over_budget(named, language, id=id, timeout_ms=timeout_ms, token_budget=token_budget)
+    )
+    if not use_discovery:
+        declarations = language.render_declarations(named)
+        full = language.render_instructions(declarations, id=id, timeout_ms=timeout_ms)
+        return InstructionsPlan(full, declarations, False, estimate_tokens(full), token_budget)
+    instructions = language.render_discovery_instructions(
+        id=id,
+        timeout_ms=timeout_ms,
+        outline=catalog.outline(),
+        pinned_declarations=catalog.describe(pinned_names) if pinned_names else "",
+        discovery_tools=discovery_tool_names(id, language.default_tool_id),
+    )
+    return InstructionsPlan(instructions, "", True, None, token_budget)
+
+
+def _over_budget(
+    named: Mapping[str, Tool], language: Language, *, id: str, timeout_ms: int, token_budget: int
+) -> bool:
+    """Whether the full instructions would pass ``token_budget`` (estimated): tool by tool,
+    stopping as soon as they do, so a catalog of thousands is not rendered to find out."""
+    total = estimate_tokens(language.render_instructions("", id=id, timeout_ms=timeout_ms))
+    for name, tool in named.items():
+        total += estimate_tokens(language.render_declarations({name: tool})) + 1
+        if total > token_budget:
+            return True
+    return False
+
+
+def _pinned_names(catalog: Catalog, pinned: Sequence[str]) -> list[str]:
+    """The catalog names of ``pinned`` (tool keys, ids or names), refusing unknown ones."""
+    names: list[str] = []
+    unknown: list[str] = []
+    for item in pinned:
+        name = catalog.resolve(item) if isinstance(item, str) else None
+        if name is None:
+            unknown.append(repr(item))
+        elif name not in names:
+            names.append(name)
+    if unknown:
+        known = [entry.name for entry in catalog.entries]
+        hints = []
+        for item in unknown:
+            close = difflib.get_close_matches(item.strip("'\""), known, n=3)
+            hints.append(item + (f" (did you mean {', '.join(close)}?)" if close else ""))
+        raise ValueError(f"pinned names no tool: {'; '.join(hints)}")
+    return names
 
 
 def create_code_mode(
@@ -565,6 +791,11 @@ def create_code_mode(
     typecheck: bool | ProgramChecker = False,
     store: ExecutionStore | None = None,
     pause_ttl: timedelta | float = DEFAULT_PAUSE_TTL,
+    discovery: DiscoveryMode = "auto",
+    pinned: Sequence[str] = (),
+    search: SearchFunction | None = None,
+    discovery_token_budget: int = DEFAULT_TOKEN_BUDGET,
+    max_model_output_chars: int = DEFAULT_MAX_MODEL_OUTPUT_CHARS,
 ) -> CodeMode:
     """Create a code tool over ``tools`` (only these may be called) and its instructions.
 
@@ -575,6 +806,15 @@ def create_code_mode(
     nested ``Worker``s a program may start (none by default). ``typecheck=True`` checks each
     program against the declarations before it runs (a warm checker: ~15 ms a check after a
     ~1 s start); a type error is returned as ``TypeCheckError`` and the program does not run.
+
+    Large catalogs: with ``discovery`` on, the instructions hold an outline of the catalog and
+    the declarations of the ``pinned`` tools instead of every declaration, and programs find
+    the rest with ``codemode.searchTools``/``codemode.describeTools``; every tool stays
+    callable. ``"auto"`` (the default) switches it on when the full instructions would pass
+    ``discovery_token_budget`` estimated tokens. ``search`` replaces the lexical ranking:
+    ``search(query, tools) -> ranked names`` (sync or async). The model sees at most
+    ``max_model_output_chars`` characters of a result (cut structurally, with markers); the
+    Python result keeps the full value.
 
     ``store`` (e.g. ``SqliteStore(path)``) makes executions durable: every tool call is
     recorded, ``approve`` may answer None to defer a call, and a program whose calls wait for a
@@ -607,6 +847,15 @@ def create_code_mode(
             raise ValueError(f"{name} must be at least 1, got {value}")
     if max_workers < 0:
         raise ValueError(f"max_workers must be at least 0, got {max_workers}")
+    if (
+        not isinstance(max_model_output_chars, int)
+        or isinstance(max_model_output_chars, bool)
+        or max_model_output_chars < MIN_MODEL_OUTPUT_CHARS
+    ):
+        raise ValueError(
+            f"max_model_output_chars must be an int of at least {MIN_MODEL_OUTPUT_CHARS}, "
+            f"got {max_model_output_chars!r}"
+        )
     if store is not None:
         if not isinstance(store, ExecutionStore):
             raise TypeError(
@@ -616,12 +865,21 @@ def create_code_mode(
         if not sandbox.supports_durable:
             raise ValueError(
                 f"{type(sandbox).__name__} cannot pause and resume programs; use store= with "
-                "DenoSandbox or LocalSandbox"
+                "DenoSandbox, MontySandbox or LocalSandbox"
             )
     ttl = seconds(pause_ttl, "pause_ttl")
     named = _named_tools(tools, language)
-    declarations = language.render_declarations(named)
-    instructions = language.render_instructions(declarations, id=id, timeout_ms=timeout)
+    catalog = Catalog(named, language, search=search)
+    plan = _plan_instructions(
+        named,
+        language,
+        catalog,
+        id=id,
+        timeout_ms=timeout,
+        discovery=discovery,
+        pinned=pinned,
+        token_budget=discovery_token_budget,
+    )
     checker: ProgramChecker | None
     if isinstance(typecheck, bool):
         checker = language.shared_checker() if typecheck else None
@@ -640,10 +898,13 @@ def create_code_mode(
             max_result_bytes=max_result_bytes,
             max_workers=max_workers,
         ),
-        instructions=instructions,
-        declarations=declarations,
+        instructions=plan.instructions,
+        declarations=plan.declarations,
         checker=checker,
         store=store,
         pause_ttl=ttl,
+        catalog=catalog,
+        discovery=plan.discovery,
+        max_model_output_chars=max_model_output_chars,
     )
-    return CodeMode(code_tool, instructions)
+    return CodeMode(code_tool, plan.instructions)

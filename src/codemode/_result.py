@@ -18,12 +18,15 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    PrivateAttr,
     SerializationInfo,
     SerializerFunctionWrapHandler,
     model_serializer,
     model_validator,
 )
 from pydantic.json_schema import SkipJsonSchema
+
+from ._model_output import DEFAULT_MAX_MODEL_OUTPUT_CHARS, bound_result_payload
 
 __all__ = ["CodeModeError", "CodeModeToolResult", "ExecutionStatus", "PendingCall", "PendingKind"]
 
@@ -177,9 +180,22 @@ class CodeModeToolResult(BaseModel):
         """Whether the program returned a value (``null`` included) rather than nothing."""
         return "result" in self.model_fields_set
 
-    def to_json(self) -> dict[str, Any]:
-        """The spec's JSON shape (absent fields omitted), ready to hand back to a model."""
-        return self.model_dump(mode="json", exclude_none=True)
+    # How many characters of JSON ``to_json()`` gives a model; the code tool sets its own.
+    _max_model_output_chars: int | None = PrivateAttr(default=DEFAULT_MAX_MODEL_OUTPUT_CHARS)
+
+    def to_json(self, *, max_chars: int | bool | None = True) -> dict[str, Any]:
+        """The spec's JSON shape (absent fields omitted), ready to hand back to a model.
+
+        It is bounded for the model: past the code tool's ``max_model_output_chars`` (by
+        default about 5,000 tokens), long arrays, strings and logs are cut with markers and a
+        ``note`` says so (see ``_model_output``). ``max_chars`` sets another bound, or None
+        for the full value; the result's attributes always keep the full value.
+        """
+        payload = self.model_dump(mode="json", exclude_none=True)
+        limit = self._max_model_output_chars if max_chars is True else max_chars
+        if limit is None or limit is False:
+            return payload
+        return bound_result_payload(payload, int(limit))
 
 
 def _excluded(info: SerializationInfo, field: str) -> bool:

@@ -165,6 +165,10 @@ class Tool:
     parameter that receives the ``ToolContext``.
     """
 
+    #: The group this tool belongs to when a large catalog is outlined and searched, e.g. the
+    #: MCP server it comes from (``connect_mcp_servers`` sets it); None lets its name decide.
+    group: str | None = None
+
     def __init__(
         self,
         *,

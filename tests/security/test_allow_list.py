@@ -15,7 +15,6 @@ from _support import (
     HEALTHY_CODE,
     Attack,
     Recorder,
-    channel_program,
     check_attack,
     failed,
     params,
@@ -24,6 +23,7 @@ from _support import (
 )
 from pydantic import BaseModel
 
+from _helpers import channel_program
 from codemode import CodeModeTool, DenoSandbox, Tool, create_code_mode, create_tool
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")

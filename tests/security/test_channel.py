@@ -18,7 +18,6 @@ from _support import (
     HEALTHY_CODE,
     Attack,
     Recorder,
-    channel_program,
     check_attack,
     failed,
     params,
@@ -26,6 +25,7 @@ from _support import (
     succeeded,
 )
 
+from _helpers import channel_program
 from codemode import CodeModeTool, DenoSandbox
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")

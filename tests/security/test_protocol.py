@@ -19,7 +19,6 @@ from _support import (
     HEALTHY_CODE,
     Attack,
     Recorder,
-    channel_program,
     check_attack,
     failed,
     params,
@@ -27,6 +26,7 @@ from _support import (
     succeeded,
 )
 
+from _helpers import channel_program
 from codemode import CodeModeTool, DenoSandbox
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")

@@ -4,9 +4,17 @@ from __future__ import annotations
 
 import importlib
 
-from ._base import Language, Program, ProgramChecker, TypeCheckerError, TypeCheckFailure
+from ._base import (
+    DeclarationSet,
+    Language,
+    Program,
+    ProgramChecker,
+    TypeCheckerError,
+    TypeCheckFailure,
+)
 
 __all__ = [
+    "DeclarationSet",
     "Language",
     "Program",
     "ProgramChecker",

@@ -8,14 +8,22 @@ text into a runnable module, the type checker) and never branches on which langu
 from __future__ import annotations
 
 import abc
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
     from .._tools import Tool
+    from ..discovery import Outline
 
-__all__ = ["Language", "Program", "ProgramChecker", "TypeCheckFailure", "TypeCheckerError"]
+__all__ = [
+    "DeclarationSet",
+    "Language",
+    "Program",
+    "ProgramChecker",
+    "TypeCheckFailure",
+    "TypeCheckerError",
+]
 
 
 @dataclass(frozen=True)
@@ -48,6 +56,27 @@ class ProgramChecker(Protocol):
     async def check(self, code: str, declarations: str) -> TypeCheckFailure | None:
         """None when the program type-checks, else the errors and the program line."""
         ...
+
+
+class DeclarationSet(Protocol):
+    """The declarations of a catalog, of which any subset can be rendered (``describe``)."""
+
+    def render(self, names: Iterable[str] | None = None) -> str:
+        """The declarations of the tools called ``names`` (every tool when None) and of the
+        types they use. Raises ``KeyError`` for a name that is not in the set."""
+        ...
+
+
+class _EachSubsetAlone:
+    """A ``DeclarationSet`` that renders every subset on its own (a language's fallback)."""
+
+    def __init__(self, language: Language, tools: Mapping[str, Tool]) -> None:
+        self._language = language
+        self._tools = tools
+
+    def render(self, names: Iterable[str] | None = None) -> str:
+        chosen = self._tools if names is None else {n: self._tools[n] for n in names}
+        return self._language.render_declarations(chosen)
 
 
 class Language(abc.ABC):
@@ -96,6 +125,34 @@ class Language(abc.ABC):
     @abc.abstractmethod
     def shared_checker(self) -> ProgramChecker:
         """One warm checker shared by every code mode of this language with ``typecheck=True``."""
+
+    # Large catalogs (discovery) ---------------------------------------------------------------
+    #: How a program calls search and describe in this language (shown in messages), e.g.
+    #: ``("codemode.searchTools", "codemode.describeTools")``; None: no discovery in programs.
+    discovery_functions: tuple[str, str] | None = None
+
+    def declaration_set(self, tools: Mapping[str, Tool]) -> DeclarationSet:
+        """The declarations of ``tools`` for ``describe``. A language should give each type name
+        one meaning across every subset; this fallback renders each subset on its own."""
+        return _EachSubsetAlone(self, tools)
+
+    def render_discovery_instructions(
+        self,
+        *,
+        id: str,
+        timeout_ms: int,
+        outline: Outline,
+        pinned_declarations: str,
+        discovery_tools: tuple[str, str],
+    ) -> str:
+        """The usage contract for code tool ``id`` when the catalog is too large to declare:
+        how to search and describe from a program (and, outside programs, with the tools
+        named ``discovery_tools``), the catalog's ``outline``, then ``pinned_declarations``."""
+        raise NotImplementedError(f"{self.title} programs cannot search the catalog yet")
+
+    def discovery_declarations(self) -> str:
+        """Declarations of the in-program search and describe functions, for the type checker."""
+        return ""
 
     def __repr__(self) -> str:
         return f"<Language {self.name}>"

@@ -45,7 +45,9 @@ class ExecutionLimits:
 class DurableRun:
     """What the worker replays before it goes live, in a durable execution: the order of
     events (``s<id>`` settled calls, ``t<id>`` fired timers, ``a<id>`` finished operations) and
-    the clock and random values, as ``[kind, value]``, that earlier passes recorded."""
+    the clock and random values, as ``[kind, value]``, that earlier passes recorded. (Each
+    runtime has its own kinds: runner.ts's, and MontySandbox's in ``_monty_tape.py``, which
+    keeps everything, the order of results included, in ``values``.)"""
 
     events: tuple[str, ...] = ()
     values: tuple[Any, ...] = ()

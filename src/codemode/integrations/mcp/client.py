@@ -153,7 +153,7 @@ def _tool(
         return unwrap_result(result)
 
     try:
-        return create_tool(
+        created = create_tool(
             id=name if prefix is None else f"{prefix}_{name}",
             description=listed.description or listed.title or "",
             input_schema=listed.input_schema,
@@ -162,6 +162,8 @@ def _tool(
         )
     except ValueError as exc:
         raise ValueError(f"MCP tool {name!r} of {upstream.name!r}: {exc}") from None
+    created.group = prefix  # a server's tools are one group of a large catalog's outline
+    return created
 
 
 def unwrap_result(result: mcp_types.CallToolResult) -> Any:

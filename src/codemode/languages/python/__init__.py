@@ -6,13 +6,25 @@ from __future__ import annotations
 import re
 import threading
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 from ..._tools import Tool
 from .._base import Language, Program
 from ._checker import MontyTypeChecker
-from ._contract import render_instructions, render_tool_declarations
-from ._declarations import ToolDeclaration, render, to_identifier
+from ._contract import (
+    DESCRIBE_FUNCTION,
+    DISCOVERY_DECLARATIONS,
+    SEARCH_FUNCTION,
+    declaration_set,
+    render_discovery_instructions,
+    render_instructions,
+    render_tool_declarations,
+)
+from ._declarations import DeclarationSet, ToolDeclaration, render, to_identifier
 from ._program import checkable_program, prepare_program
+
+if TYPE_CHECKING:
+    from ...discovery import Outline
 
 __all__ = ["LANGUAGE", "Python"]
 
@@ -28,6 +40,7 @@ class Python(Language):
     default_tool_id = "execute_python"
     file_extensions = (".py",)
     parallel_calls = "asyncio.gather"
+    discovery_functions = (SEARCH_FUNCTION, DESCRIBE_FUNCTION)
 
     def __init__(self) -> None:
         self._checker: MontyTypeChecker | None = None
@@ -41,6 +54,29 @@ class Python(Language):
 
     def render_instructions(self, declarations: str, *, id: str, timeout_ms: int) -> str:
         return render_instructions(declarations, id=id, timeout_ms=timeout_ms)
+
+    def declaration_set(self, tools: Mapping[str, Tool]) -> DeclarationSet:
+        return declaration_set(tools)
+
+    def render_discovery_instructions(
+        self,
+        *,
+        id: str,
+        timeout_ms: int,
+        outline: Outline,
+        pinned_declarations: str,
+        discovery_tools: tuple[str, str],
+    ) -> str:
+        return render_discovery_instructions(
+            id=id,
+            timeout_ms=timeout_ms,
+            outline=outline,
+            pinned_declarations=pinned_declarations,
+            discovery_tools=discovery_tools,
+        )
+
+    def discovery_declarations(self) -> str:
+        return DISCOVERY_DECLARATIONS
 
     def prepare(self, code: str) -> Program:
         return prepare_program(code)

@@ -2,13 +2,27 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 from ..._tools import Tool
-from ..typescript._contract import _format_timeout
-from ._declarations import ToolDeclaration, render_declarations
+from ..typescript._contract import _format_timeout, render_outline
+from ._declarations import DeclarationSet, ToolDeclaration, render_declarations
 
-__all__ = ["IMPORTABLE_MODULES", "render_instructions", "render_tool_declarations"]
+if TYPE_CHECKING:
+    from ...discovery import Outline
+
+__all__ = [
+    "DESCRIBE_FUNCTION",
+    "DISCOVERY_DECLARATIONS",
+    "IMPORTABLE_MODULES",
+    "SEARCH_FUNCTION",
+    "declaration_set",
+    "render_discovery_instructions",
+    "render_instructions",
+    "render_tool_declarations",
+]
 
 #: What ``import`` finds in the pinned Monty (pydantic-monty 1.4); tests import each one.
 IMPORTABLE_MODULES = (
@@ -55,20 +69,27 @@ Available functions:
 """
 
 
+def _tool_declarations(tools: Mapping[str, Tool]) -> list[ToolDeclaration]:
+    return [
+        ToolDeclaration(
+            name=name,
+            tool_id=tool.id,
+            description=tool.description,
+            input_schema=tool.input_schema,
+            output_schema=tool.output_schema,
+        )
+        for name, tool in tools.items()
+    ]
+
+
 def render_tool_declarations(tools: Mapping[str, Tool]) -> str:
     """The stubs for ``tools`` (keyed by the identifier each is called by)."""
-    return render_declarations(
-        [
-            ToolDeclaration(
-                name=name,
-                tool_id=tool.id,
-                description=tool.description,
-                input_schema=tool.input_schema,
-                output_schema=tool.output_schema,
-            )
-            for name, tool in tools.items()
-        ]
-    ).rstrip()
+    return render_declarations(_tool_declarations(tools)).rstrip()
+
+
+def declaration_set(tools: Mapping[str, Tool]) -> DeclarationSet:
+    """The stubs of ``tools`` for ``describe``: any subset, with one name per type."""
+    return DeclarationSet(_tool_declarations(tools))
 
 
 def render_instructions(declarations: str, *, id: str, timeout_ms: int) -> str:
@@ -79,3 +100,100 @@ def render_instructions(declarations: str, *, id: str, timeout_ms: int) -> str:
         modules=", ".join(f"`{m}`" for m in IMPORTABLE_MODULES),
         declarations=declarations,
     )
+
+
+# Large catalogs (discovery) -------------------------------------------------------------------
+# The contract above, up to its list of functions, then how to find functions that are not
+# declared: the `codemode` object a program finds (MontySandbox answers the name), the plain
+# tools outside programs, an outline of the catalog, and the stubs of the pinned tools.
+
+SEARCH_FUNCTION = "codemode.search_tools"
+DESCRIBE_FUNCTION = "codemode.describe_tools"
+
+# What the type checker sees for the `codemode` object (names the stubs renderer never uses).
+DISCOVERY_DECLARATIONS = '''\
+class CodemodeSearchResult(TypedDict):
+    name: str
+    description: str
+    score: float
+
+
+class CodemodeSearchResults(TypedDict):
+    results: list[CodemodeSearchResult]
+    total: int
+    truncated: bool
+
+
+class CodemodeDiscovery:
+    """Search and describe the external_* functions (exists only inside programs)."""
+
+    async def search_tools(self, query: str, limit: int = 10) -> CodemodeSearchResults:
+        """The functions that best fit a task described in words, best first."""
+        ...
+
+    async def describe_tools(self, names: list[str] | str) -> str:
+        """The Python stubs of the functions called `names`."""
+        ...
+
+
+codemode: CodemodeDiscovery'''
+
+_DISCOVERY = """\
+Finding functions: there are {total} `external_*` functions, too many to declare here. \
+{pinned}Find the others by searching from inside a program, with the `codemode` object:
+- `await codemode.search_tools(query: str, limit: int = 10)` returns `{{"results": \
+[{{"name": str, "description": str, "score": float}}, ...], "total": int, "truncated": bool}}`: \
+the functions that best fit a task described in words, best first (`limit` at most 50). Call a \
+result as `await external_<name>(...)`. No results means that no function fits: do not guess \
+names.
+- `await codemode.describe_tools(names: list[str])` returns the Python stubs of those functions \
+(their arguments and return types) as a string.
+`codemode` exists only inside programs: it is not one of your tools. Outside programs, the \
+tools `{search_tool}` and `{describe_tool}` do the same, if you have them: call those as tools, \
+never from a program.
+Every function in the outline below or found by search can be called, declared or not. When \
+you are unsure which function to use or what it takes, search and describe first and return \
+what you found; then call it in the next program. For example:
+
+found = await codemode.search_tools("list open pull requests", limit=3)
+await codemode.describe_tools([r["name"] for r in found["results"]])
+
+Outline of the catalog (group: how many functions, a few of their names):
+{outline}
+"""
+
+_PINNED_HEADING = "Declared functions:"
+_DEFINED = re.compile(r"^async def external_(\w+)\(", re.MULTILINE)
+
+
+def render_discovery_instructions(
+    *,
+    id: str,
+    timeout_ms: int,
+    outline: Outline,
+    pinned_declarations: str,
+    discovery_tools: tuple[str, str],
+) -> str:
+    """The usage contract for a catalog too large to declare (see the comment above)."""
+    contract = render_instructions("", id=id, timeout_ms=timeout_ms)
+    head, marker, _ = contract.partition("Available functions:")
+    if not marker:  # the contract's wording changed: the tests say where to look
+        raise AssertionError("the contract no longer has an 'Available functions:' section")
+    pinned = pinned_declarations.strip()
+    count = len(set(_DEFINED.findall(pinned)))  # overloads define one function
+    if not pinned:
+        pinned_note = ""
+    elif count == 1:
+        pinned_note = "The one declared at the end is always there. "
+    else:
+        pinned_note = f"The {count} declared at the end are always there. "
+    text = head + _DISCOVERY.format(
+        total=outline.total,
+        pinned=pinned_note,
+        search_tool=discovery_tools[0],
+        describe_tool=discovery_tools[1],
+        outline=render_outline(outline),
+    )
+    if pinned:
+        text += f"\n{_PINNED_HEADING}\n\n```python\n{pinned}\n```\n"
+    return text

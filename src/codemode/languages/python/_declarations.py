@@ -18,6 +18,7 @@ import json
 import keyword
 import math
 import re
+import threading
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal
@@ -33,6 +34,8 @@ from ..typescript._declarations import (
     _constrains,
     _constraint_tags,
     _Document,
+    _documents,
+    _has_ref,
     _json_value,
     _local_pointer,
     _merge,
@@ -40,12 +43,12 @@ from ..typescript._declarations import (
     _pascal,
     _resolve,
     _text_lines,
-    _tool_prefixes,
     _type_list,
     _type_set,
 )
 
 __all__ = [
+    "DeclarationSet",
     "Function",
     "Rendered",
     "ToolDeclaration",
@@ -58,10 +61,12 @@ _INDENT: Final = "    "
 _LINE_WIDTH: Final = 100
 _IMPORTS: Final = "from typing import Any, Literal, Never, NotRequired, TypedDict, overload"
 
-# Names the stubs themselves use, and keywords a PascalCase name could become.
+# Names the stubs themselves use (the `codemode` object's too: see _contract.py), and
+# keywords a PascalCase name could become.
 _RESERVED: Final = frozenset(
     {"Any", "Literal", "Never", "NotRequired", "TypedDict", "None", "True", "False", "Required",
-     "Optional", "Union", "List", "Dict", "Tuple", "Self", "Awaitable", "Coroutine", "Exception"}
+     "Optional", "Union", "List", "Dict", "Tuple", "Self", "Awaitable", "Coroutine", "Exception",
+     "CodemodeSearchResult", "CodemodeSearchResults", "CodemodeDiscovery", "codemode"}
 )  # fmt: skip
 
 
@@ -314,6 +319,7 @@ class _Renderer:
         self.names = names
         self.taken = taken
         self.blocks: list[str] = []
+        self.block_names: list[str] = []  # the type each block defines, in ``blocks`` order
         self.rendered_refs: set[str] = set()
         self.pending_refs: list[tuple[str, _Document, str]] = []
 
@@ -416,7 +422,7 @@ class _Renderer:
                 for k, v in value.items()
             ]
             name = self.unique(hint)
-            self.blocks.append(self.typed_dict(name, _Object(fields, None), []))
+            self.add_block(name, self.typed_dict(name, _Object(fields, None), []))
             return _t(name)
         if isinstance(value, list):
             items = _union(self._value(v, f"{hint}Item") for v in value)
@@ -543,7 +549,7 @@ class _Renderer:
             value = obj.extra if obj.extra is not None else _NEVER
             return _t(f"dict[str, {value.text}]")
         name = self.unique(hint)
-        self.blocks.append(self.typed_dict(name, obj, _doc_lines(schema, with_default=False)))
+        self.add_block(name, self.typed_dict(name, obj, _doc_lines(schema, with_default=False)))
         return _t(name)
 
     def typed_dict(self, name: str, obj: _Object, doc: list[str]) -> str:
@@ -577,7 +583,11 @@ class _Renderer:
         while self.pending_refs:
             name, doc, pointer = self.pending_refs.pop(0)
             _, target = _resolve(doc.root, pointer)
-            self.blocks.append(self.named(name, target, doc))
+            self.add_block(name, self.named(name, target, doc))
+
+    def add_block(self, name: str, text: str) -> None:
+        self.blocks.append(text)
+        self.block_names.append(name)
 
     def named(self, name: str, schema: Any, doc: _Document) -> str:
         """A ``$ref`` target: a ``TypedDict`` for an object with fields, else a type alias."""
@@ -756,32 +766,21 @@ def _function_doc(tool: ToolDeclaration, about_input: list[str], args: list[str]
 def render(tools: Sequence[ToolDeclaration]) -> Rendered:
     """The stubs for ``tools``: imports, the types they use (unique, stable names across tools),
     then one ``async def external_<name>`` per tool."""
-    seen: dict[str, str] = {}
-    for tool in tools:
-        if not f"external_{tool.name}".isidentifier():
-            raise ValueError(
-                f"tool {tool.tool_id!r}: name {tool.name!r} is not a valid identifier suffix; "
-                "map it with to_identifier() first"
-            )
-        if tool.name in seen:
-            raise ValueError(
-                f"tools {seen[tool.name]!r} and {tool.tool_id!r} both map to "
-                f"external_{tool.name}; rename one of them"
-            )
-        seen[tool.name] = tool.tool_id
+    docs, pairs = _documents(tools, str.isidentifier)
+    renderer = _Renderer(*_type_names(docs))
+    functions: list[str] = []
+    info: dict[str, Function] = {}
+    for tool, (inp, out) in zip(tools, pairs, strict=True):
+        text, info[tool.name] = _render_function(renderer, tool, inp, out)
+        functions.append(text)
+    blocks = [_IMPORTS, *renderer.blocks, *functions]
+    return Rendered("\n\n\n".join(blocks) + "\n", info)
 
-    docs: list[_Document] = []
-    pairs: list[tuple[_Document, _Document | None]] = []
-    for tool, prefix in zip(tools, _tool_prefixes([t.name for t in tools]), strict=True):
-        inp = _Document(len(docs), tool.input_schema, prefix, "Input")
-        docs.append(inp)
-        out: _Document | None = None
-        if tool.output_schema is not None:
-            out = _Document(len(docs), tool.output_schema, prefix, "Output", True)
-            docs.append(out)
-        pairs.append((inp, out))
 
-    names = dict(_assign_names(docs))
+def _type_names(docs: Sequence[_Document]) -> tuple[dict[tuple[int, str], str], set[str]]:
+    """The names of the ``$ref`` targets of ``docs`` (as the TypeScript renderer names them,
+    except names the stubs use or Python reserves), and every name so taken."""
+    names = dict(_assign_names([d for d in docs if _has_ref(d.root)]))
     taken = set(_RESERVED) | set(names.values())
     for key, name in list(names.items()):  # names the TypeScript renderer allows but we use
         if name in _RESERVED or keyword.iskeyword(name):
@@ -793,49 +792,100 @@ def render(tools: Sequence[ToolDeclaration]) -> Rendered:
                 if value == name:
                     names[other] = renamed
             names[key] = renamed
-    renderer = _Renderer(names, taken)
+    return names, taken
 
-    functions: list[str] = []
-    info: dict[str, Function] = {}
-    for tool, (inp, out) in zip(tools, pairs, strict=True):
-        fn = f"external_{tool.name}"
-        root = inp.root if isinstance(inp.root, Mapping) else {}
-        about_input: list[str] = []
-        root_description = root.get("description")
-        if (
-            isinstance(root_description, str)
-            and root_description.strip() != (tool.description or "").strip()
-        ):
-            about_input = _text_lines(root_description)
-        signatures = _root_object(renderer, inp)
-        in_type = None if signatures is not None else _root_type(renderer, inp)
-        returns = _ANY.text if out is None else _root_type(renderer, out)
-        style: CallStyle
-        if signatures is not None and all(not o.fields and o.extra is None for o, _ in signatures):
-            style = "none"
-            doc = _function_doc(tool, about_input, [])
-            functions.append(_function(_signature(fn, [], returns), doc))
-        elif signatures is not None:
-            style = "keywords"
-            blocks = []
-            for i, (obj, schema) in enumerate(signatures):
-                params, args = _parameters(obj, schema)
-                doc = _function_doc(tool, about_input, args) if i == 0 else []
-                text = _function(_signature(fn, params, returns), doc)
-                blocks.append(f"@overload\n{text}" if len(signatures) > 1 else text)
-            functions.append("\n\n".join(blocks))
-        else:
-            style = "input"
-            args = _arg_doc("input", about_input, [])
-            doc = _function_doc(tool, [], args)
-            functions.append(
-                _function(_signature(fn, [f"input: {in_type}"], returns, positional=True), doc)
-            )
-        renderer.drain_refs()
-        info[tool.name] = Function(fn, style, returns)
+
+def _render_function(
+    renderer: _Renderer, tool: ToolDeclaration, inp: _Document, out: _Document | None
+) -> tuple[str, Function]:
+    """One tool's ``async def`` (its overloads, when its input is a union of objects); the
+    types it needs are added to ``renderer.blocks``."""
+    fn = f"external_{tool.name}"
+    root = inp.root if isinstance(inp.root, Mapping) else {}
+    about_input: list[str] = []
+    root_description = root.get("description")
+    if (
+        isinstance(root_description, str)
+        and root_description.strip() != (tool.description or "").strip()
+    ):
+        about_input = _text_lines(root_description)
+    signatures = _root_object(renderer, inp)
+    in_type = None if signatures is not None else _root_type(renderer, inp)
+    returns = _ANY.text if out is None else _root_type(renderer, out)
+    style: CallStyle
+    if signatures is not None and all(not o.fields and o.extra is None for o, _ in signatures):
+        style = "none"
+        doc = _function_doc(tool, about_input, [])
+        text = _function(_signature(fn, [], returns), doc)
+    elif signatures is not None:
+        style = "keywords"
+        blocks = []
+        for i, (obj, schema) in enumerate(signatures):
+            params, args = _parameters(obj, schema)
+            doc = _function_doc(tool, about_input, args) if i == 0 else []
+            one = _function(_signature(fn, params, returns), doc)
+            blocks.append(f"@overload\n{one}" if len(signatures) > 1 else one)
+        text = "\n\n".join(blocks)
+    else:
+        style = "input"
+        args = _arg_doc("input", about_input, [])
+        doc = _function_doc(tool, [], args)
+        text = _function(_signature(fn, [f"input: {in_type}"], returns, positional=True), doc)
     renderer.drain_refs()
-    blocks = [_IMPORTS, *renderer.blocks, *functions]
-    return Rendered("\n\n\n".join(blocks) + "\n", info)
+    return text, Function(fn, style, returns)
+
+
+_WORD: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+class DeclarationSet:
+    """Every tool's stubs with one naming context for the whole catalog: any subset renders
+    with the types it uses, and a type name keeps one meaning across every subset (the types a
+    tool needs are named when the tool is first rendered, and never renamed)."""
+
+    def __init__(self, tools: Sequence[ToolDeclaration]) -> None:
+        docs, pairs = _documents(tools, str.isidentifier)
+        self._tools = {t.name: (t, pair) for t, pair in zip(tools, pairs, strict=True)}
+        self._renderer = _Renderer(*_type_names(docs))
+        self._functions: dict[str, tuple[str, frozenset[str]]] = {}
+        self._block_index: dict[str, int] = {}  # type name -> its block in the renderer's
+        self._uses: list[frozenset[str]] = []  # per block of the renderer: the types it names
+        self._lock = threading.Lock()
+
+    def _names_in(self, text: str) -> frozenset[str]:
+        return frozenset(w for w in _WORD.findall(text) if w in self._block_index)
+
+    def _function(self, name: str) -> tuple[str, frozenset[str]]:
+        if name not in self._functions:
+            tool, (inp, out) = self._tools[name]
+            renderer = self._renderer
+            first_new = len(renderer.blocks)
+            text, _ = _render_function(renderer, tool, inp, out)
+            for i in range(first_new, len(renderer.blocks)):
+                self._block_index[renderer.block_names[i]] = i
+            # Read once every new block is indexed: a type may use one drained after it.
+            self._uses.extend(self._names_in(block) for block in renderer.blocks[first_new:])
+            self._functions[name] = (text, self._names_in(text))
+        return self._functions[name]
+
+    def render(self, names: Iterable[str] | None = None) -> str:
+        """The stubs of the tools called ``names`` (all, in order, when None): the imports, the
+        types they use, then the functions. Raises ``KeyError`` for a name that is not a tool."""
+        with self._lock:
+            chosen = list(self._tools) if names is None else list(dict.fromkeys(names))
+            for name in chosen:
+                if name not in self._tools:
+                    raise KeyError(name)
+            functions = [self._function(name) for name in chosen]
+            needed: set[int] = set()
+            stack = [self._block_index[t] for _, uses in functions for t in uses]
+            while stack:
+                i = stack.pop()
+                if i not in needed:
+                    needed.add(i)
+                    stack.extend(self._block_index[t] for t in self._uses[i])
+            blocks = [self._renderer.blocks[i] for i in sorted(needed)]
+            return "\n\n\n".join([_IMPORTS, *blocks, *(text for text, _ in functions)]) + "\n"
 
 
 def _root_type(renderer: _Renderer, doc: _Document) -> str:

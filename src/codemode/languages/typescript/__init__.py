@@ -6,13 +6,30 @@ from __future__ import annotations
 import re
 import threading
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 from ..._tools import Tool
 from .._base import Language, Program
 from ._checker import TypeChecker
-from ._contract import render_instructions, render_tool_declarations
-from ._declarations import schema_to_typescript, to_identifier
+from ._contract import (
+    DESCRIBE_FUNCTION,
+    DISCOVERY_DECLARATIONS,
+    SEARCH_FUNCTION,
+    render_discovery_instructions,
+    render_instructions,
+    render_tool_declarations,
+    tool_declarations,
+)
+from ._declarations import (
+    DeclarationSet,
+    render_declaration_set,
+    schema_to_typescript,
+    to_identifier,
+)
 from ._program import prepare_body, prepare_program
+
+if TYPE_CHECKING:
+    from ...discovery import Outline
 
 __all__ = ["LANGUAGE", "TypeScript"]
 
@@ -28,6 +45,7 @@ class TypeScript(Language):
     title = "TypeScript"
     default_tool_id = "execute_typescript"
     file_extensions = (".ts", ".mts", ".js", ".mjs")
+    discovery_functions = (SEARCH_FUNCTION, DESCRIBE_FUNCTION)
 
     def __init__(self) -> None:
         self._checker: TypeChecker | None = None
@@ -41,6 +59,29 @@ class TypeScript(Language):
 
     def render_instructions(self, declarations: str, *, id: str, timeout_ms: int) -> str:
         return render_instructions(declarations, id=id, timeout_ms=timeout_ms)
+
+    def declaration_set(self, tools: Mapping[str, Tool]) -> DeclarationSet:
+        return render_declaration_set(tool_declarations(tools))
+
+    def render_discovery_instructions(
+        self,
+        *,
+        id: str,
+        timeout_ms: int,
+        outline: Outline,
+        pinned_declarations: str,
+        discovery_tools: tuple[str, str],
+    ) -> str:
+        return render_discovery_instructions(
+            id=id,
+            timeout_ms=timeout_ms,
+            outline=outline,
+            pinned_declarations=pinned_declarations,
+            discovery_tools=discovery_tools,
+        )
+
+    def discovery_declarations(self) -> str:
+        return DISCOVERY_DECLARATIONS
 
     def prepare(self, code: str) -> Program:
         return prepare_program(code)

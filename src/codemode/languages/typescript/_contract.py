@@ -3,11 +3,24 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 from ..._tools import Tool
 from ._declarations import ToolDeclaration, render_declarations
 
-__all__ = ["render_instructions", "render_tool_declarations"]
+if TYPE_CHECKING:
+    from ...discovery import Outline
+
+__all__ = [
+    "DESCRIBE_FUNCTION",
+    "DISCOVERY_DECLARATIONS",
+    "SEARCH_FUNCTION",
+    "render_discovery_instructions",
+    "render_instructions",
+    "render_outline",
+    "render_tool_declarations",
+    "tool_declarations",
+]
 
 _CONTRACT = """\
 You have a tool named `{id}` that runs a TypeScript program in a sandbox and returns what the \
@@ -44,20 +57,126 @@ def _format_timeout(timeout_ms: int) -> str:
 def render_tool_declarations(tools: Mapping[str, Tool]) -> str:
     """The ``declare function external_<key>`` block for ``tools`` (keyed by the identifier
     each is called by), with the named types they use."""
-    return render_declarations(
-        [
-            ToolDeclaration(
-                name=name,
-                tool_id=tool.id,
-                description=tool.description,
-                input_schema=tool.input_schema,
-                output_schema=tool.output_schema,
-            )
-            for name, tool in tools.items()
-        ]
-    ).rstrip()
+    return render_declarations(tool_declarations(tools)).rstrip()
+
+
+def tool_declarations(tools: Mapping[str, Tool]) -> list[ToolDeclaration]:
+    """``tools`` (keyed by the identifier each is called by) as the renderer takes them."""
+    return [
+        ToolDeclaration(
+            name=name,
+            tool_id=tool.id,
+            description=tool.description,
+            input_schema=tool.input_schema,
+            output_schema=tool.output_schema,
+        )
+        for name, tool in tools.items()
+    ]
 
 
 def render_instructions(declarations: str, *, id: str, timeout_ms: int) -> str:
     """The usage contract for code tool ``id`` followed by the tools' declarations."""
     return _CONTRACT.format(id=id, timeout=_format_timeout(timeout_ms), declarations=declarations)
+
+
+# Large catalogs (discovery) -------------------------------------------------------------------
+# The contract above, up to its list of functions, then how to find functions that are not
+# declared: the in-program `codemode` object, the plain tools outside programs, an outline of
+# the catalog, and the declarations of the pinned tools.
+
+SEARCH_FUNCTION = "codemode.searchTools"
+DESCRIBE_FUNCTION = "codemode.describeTools"
+
+# What the type checker sees for the `codemode` object a program can use.
+DISCOVERY_DECLARATIONS = """\
+/** Search and describe the external_* functions (exists only inside programs). */
+declare const codemode: {
+  /** The functions that best fit a task described in words, best first. */
+  searchTools(
+    query: string,
+    options?: { limit?: number },
+  ): Promise<{
+    results: { name: string; description: string; score: number }[];
+    total: number;
+    truncated: boolean;
+  }>;
+  /** The TypeScript declarations of the functions called `names`. */
+  describeTools(names: string[]): Promise<string>;
+};"""
+
+_DISCOVERY = """\
+Finding functions: there are {total} `external_*` functions, too many to declare here. \
+{pinned}Find the others by searching from inside a program, with the `codemode` object:
+- `await codemode.searchTools(query: string, options?: {{ limit?: number }})` returns \
+`{{ results: {{ name: string; description: string; score: number }}[]; total: number; \
+truncated: boolean }}`: the functions that best fit a task described in words, best first \
+(`limit` defaults to 10, at most 50). Call a result as `external_<name>(input)`. No results \
+means that no function fits: do not guess names.
+- `await codemode.describeTools(names: string[])` returns the TypeScript declarations of \
+those functions (their input and output types) as a string.
+`codemode` exists only inside programs: it is not one of your tools. Outside programs, the \
+tools `{search_tool}` and `{describe_tool}` do the same, if you have them: call those as tools, \
+never from a program.
+Every function in the outline below or found by search can be called, declared or not. When \
+you are unsure which function to use or what it takes, search and describe first and return \
+what you found; then call it in the next program. For example:
+
+const found = await codemode.searchTools("list open pull requests", {{ limit: 3 }});
+return await codemode.describeTools(found.results.map((r) => r.name));
+
+Outline of the catalog (group: how many functions, a few of their names):
+{outline}
+"""
+
+_PINNED_HEADING = "Declared functions:"
+
+
+def render_outline(outline: Outline) -> str:
+    """The outline as the model reads it: a line per group, then what was left out."""
+    lines = []
+    for group in outline.groups:
+        label = f"{group.name}_*" if group.name is not None else "other"
+        more = ", …" if group.count > len(group.examples) else ""
+        lines.append(f"- {label} ({group.count}): {', '.join(group.examples)}{more}")
+    if outline.hidden_groups:
+        names = ", ".join(f"{name}_*" for name in outline.hidden_groups[:20])
+        rest = len(outline.hidden_groups) - 20
+        tail = f" and {rest} more" if rest > 0 else ""
+        lines.append(
+            f"- {len(outline.hidden_groups)} more groups ({outline.hidden_tools} functions): "
+            f"{names}{tail}"
+        )
+    return "\n".join(lines)
+
+
+def render_discovery_instructions(
+    *,
+    id: str,
+    timeout_ms: int,
+    outline: Outline,
+    pinned_declarations: str,
+    discovery_tools: tuple[str, str],
+) -> str:
+    """The usage contract for a catalog too large to declare (see the comment above)."""
+    contract = render_instructions("", id=id, timeout_ms=timeout_ms)
+    head, marker, _ = contract.partition("Available functions:")
+    if not marker:  # the contract's wording changed: the tests say where to look
+        raise AssertionError("the contract no longer has an 'Available functions:' section")
+    pinned = pinned_declarations.strip()
+    count = pinned.count("declare function ")
+    if not pinned:
+        pinned_note = ""
+    elif count == 1:
+        pinned_note = "The one declared at the end is always there. "
+    else:
+        pinned_note = f"The {count} declared at the end are always there. "
+    text = head + _DISCOVERY.format(
+        total=outline.total,
+        pinned=pinned_note,
+        search_tool=discovery_tools[0],
+        describe_tool=discovery_tools[1],
+        outline=render_outline(outline),
+    )
+    if pinned:
+        text += f"\n{_PINNED_HEADING}\n\n{pinned}\n"
+    return text

@@ -10,13 +10,21 @@ from __future__ import annotations
 import json
 import math
 import re
+import threading
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 from urllib.parse import unquote
 
-__all__ = ["ToolDeclaration", "render_declarations", "schema_to_typescript", "to_identifier"]
+__all__ = [
+    "DeclarationSet",
+    "ToolDeclaration",
+    "render_declaration_set",
+    "render_declarations",
+    "schema_to_typescript",
+    "to_identifier",
+]
 
 
 @dataclass(frozen=True)
@@ -59,9 +67,111 @@ def schema_to_typescript(schema: Mapping[str, Any] | bool, *, indent: int = 0) -
 
 def render_declarations(tools: Sequence[ToolDeclaration]) -> str:
     """Render the named types (unique, stable names across tools) then one function per tool."""
+    return render_declaration_set(tools).render()
+
+
+class DeclarationSet:
+    """Every tool's declaration and every named type, with type names assigned once across all
+    the tools: any subset renders with the same names, so the declarations of tools described
+    separately never give one name two meanings. Blocks are rendered when first asked for."""
+
+    def __init__(
+        self,
+        tools: Sequence[ToolDeclaration],
+        docs: Sequence[_Document],
+        pairs: Sequence[tuple[_Document, _Document | None]],
+        names: Mapping[tuple[int, str], str],
+        targets: Mapping[tuple[int, str], str],
+    ) -> None:
+        self._tools = {t.name: (t, pair) for t, pair in zip(tools, pairs, strict=True)}
+        self._docs = docs
+        self._names = names
+        self._target_of: dict[str, tuple[int, str]] = {}
+        for key, name in targets.items():  # identical definitions shared by several tools
+            self._target_of.setdefault(name, key)
+        self._used: set[str] = set()  # the type names the block being rendered refers to
+        self._renderer = _Renderer(self._lookup)
+        self._types: dict[str, tuple[str, frozenset[str]]] = {}
+        self._functions: dict[str, tuple[str, frozenset[str]]] = {}
+        self._lock = threading.Lock()
+
+    def _lookup(self, doc: _Document, pointer: str) -> str | None:
+        name = self._names.get((doc.index, pointer))
+        if name:
+            self._used.add(name)
+        return name
+
+    def _type(self, name: str) -> tuple[str, frozenset[str]]:
+        if name not in self._types:
+            doc_index, pointer = self._target_of[name]
+            doc = self._docs[doc_index]
+            _, target = _resolve(doc.root, pointer)
+            self._used.clear()
+            alias = self._renderer.render(target, doc, 0)
+            lines = _doc_comment(_doc_lines(target), "")
+            lines.append(f"type {name} = {alias.text};")
+            self._types[name] = ("\n".join(lines), frozenset(self._used))
+        return self._types[name]
+
+    def _function(self, tool_name: str) -> tuple[str, frozenset[str]]:
+        if tool_name not in self._functions:
+            tool, (inp, out) = self._tools[tool_name]
+            self._used.clear()
+            in_type = _root_type(self._renderer, self._names, inp, self._used)
+            out_type = (
+                _root_type(self._renderer, self._names, out, self._used)
+                if out is not None
+                else "unknown"
+            )
+            lines = _doc_comment(_function_doc(tool), "")
+            lines.append(
+                f"declare function external_{tool.name}(input: {in_type}): Promise<{out_type}>;"
+            )
+            self._functions[tool_name] = ("\n".join(lines), frozenset(self._used))
+        return self._functions[tool_name]
+
+    def render(self, names: Iterable[str] | None = None) -> str:
+        """The declarations of the tools called ``names`` (all, in order, when None), preceded
+        by the named types they use. Raises ``KeyError`` for a name that is not a tool."""
+        with self._lock:
+            if names is None:
+                chosen = list(self._tools)
+                needed = set(self._target_of)
+            else:
+                chosen = list(dict.fromkeys(names))
+                for name in chosen:
+                    if name not in self._tools:
+                        raise KeyError(name)
+                needed = set()
+                stack = [t for name in chosen for t in self._function(name)[1]]
+                while stack:
+                    type_name = stack.pop()
+                    if type_name not in needed:
+                        needed.add(type_name)
+                        stack.extend(self._type(type_name)[1])
+            blocks = [self._type(name)[0] for name in self._target_of if name in needed]
+            blocks.extend(self._function(name)[0] for name in chosen)
+            return "\n\n".join(blocks) + "\n" if blocks else ""
+
+
+def render_declaration_set(tools: Sequence[ToolDeclaration]) -> DeclarationSet:
+    """Assign the type names of every tool at once (see ``DeclarationSet``); only schemas that
+    use ``$ref`` have named types, so only those are walked now."""
+    docs, pairs = _documents(tools, _is_identifier)
+    targets: dict[tuple[int, str], str] = {}
+    names = _assign_names([d for d in docs if _has_ref(d.root)], targets)
+    return DeclarationSet(tools, docs, pairs, names, targets)
+
+
+def _documents(
+    tools: Sequence[ToolDeclaration], is_identifier: Callable[[str], bool]
+) -> tuple[list[_Document], list[tuple[_Document, _Document | None]]]:
+    """Every tool's input and output schema as a document (the unit ``$ref``s resolve in), in
+    order, after refusing names that are not identifiers or that two tools share. Shared by
+    the renderers of every language (``is_identifier`` is the language's rule)."""
     seen: dict[str, str] = {}
     for tool in tools:
-        if not _is_identifier(f"external_{tool.name}"):
+        if not is_identifier(f"external_{tool.name}"):
             raise ValueError(
                 f"tool {tool.tool_id!r}: name {tool.name!r} is not a valid identifier suffix; "
                 "map it with to_identifier() first"
@@ -72,7 +182,6 @@ def render_declarations(tools: Sequence[ToolDeclaration]) -> str:
                 f"external_{tool.name}; rename one of them"
             )
         seen[tool.name] = tool.tool_id
-
     docs: list[_Document] = []
     pairs: list[tuple[_Document, _Document | None]] = []
     for tool, prefix in zip(tools, _tool_prefixes([t.name for t in tools]), strict=True):
@@ -83,33 +192,16 @@ def render_declarations(tools: Sequence[ToolDeclaration]) -> str:
             out = _Document(len(docs), tool.output_schema, prefix, "Output", True)
             docs.append(out)
         pairs.append((inp, out))
+    return docs, pairs
 
-    targets: dict[tuple[int, str], str] = {}
-    names = _assign_names(docs, targets)
-    renderer = _Renderer(lambda doc, pointer: names.get((doc.index, pointer)))
 
-    blocks: list[str] = []
-    rendered: set[str] = set()
-    for (doc_index, pointer), name in targets.items():
-        if name in rendered:  # identical definitions shared by several tools
-            continue
-        rendered.add(name)
-        doc = docs[doc_index]
-        _, target = _resolve(doc.root, pointer)
-        alias = renderer.render(target, doc, 0)
-        lines = _doc_comment(_doc_lines(target), "")
-        lines.append(f"type {name} = {alias.text};")
-        blocks.append("\n".join(lines))
-
-    for tool, (inp, out) in zip(tools, pairs, strict=True):
-        in_type = _root_type(renderer, names, inp)
-        out_type = _root_type(renderer, names, out) if out is not None else "unknown"
-        lines = _doc_comment(_function_doc(tool), "")
-        lines.append(
-            f"declare function external_{tool.name}(input: {in_type}): Promise<{out_type}>;"
-        )
-        blocks.append("\n".join(lines))
-    return "\n\n".join(blocks) + "\n" if blocks else ""
+def _has_ref(node: Any) -> bool:
+    """Whether a schema uses ``$ref`` anywhere (only then can it have named types)."""
+    if isinstance(node, Mapping):
+        return "$ref" in node or any(_has_ref(v) for v in node.values())
+    if isinstance(node, list):
+        return any(_has_ref(v) for v in node)
+    return False
 
 
 # --------------------------------------------------------------------------------------------
@@ -799,9 +891,14 @@ def _has_property_default(value: Any) -> bool:
     return False
 
 
-def _root_type(renderer: _Renderer, names: Mapping[tuple[int, str], str], doc: _Document) -> str:
+def _root_type(
+    renderer: _Renderer, names: Mapping[tuple[int, str], str], doc: _Document, used: set[str]
+) -> str:
     name = names.get((doc.index, ""))
-    return name if name else renderer.render(doc.root, doc, 0).text
+    if name:
+        used.add(name)
+        return name
+    return renderer.render(doc.root, doc, 0).text
 
 
 # --------------------------------------------------------------------------------------------

@@ -29,6 +29,11 @@ __all__ = ["PRELUDE", "PreparedBody", "extract_code", "prepare_body", "prepare_p
 PRELUDE = "export default async function __codemode_main__() {\n"
 SUFFIX = "\n}\n"
 _DEFAULT = "__codemode_default__"  # holds what an `export default` exported
+_NOTHING_RUNS = (
+    'throw Object.assign(new Error("The program only declares functions and never calls one: '
+    'call the one that does the work and return its value, e.g. `return await main()`."), '
+    '{ name: "ResultError" });'
+)
 
 # A fence line: ``` or ~~~ (three or more), optionally followed by an info string.
 _FENCE = re.compile(r"^\s*(?P<mark>`{3,}|~{3,})\s*(?P<info>[\w+#.-]*)[^`]*$")
@@ -48,6 +53,7 @@ _FUNCTIONS = frozenset(
     }
 )
 _FUNCTION_VALUES = frozenset({"arrow_function", "function_expression", "function"})
+_FUNCTION_DECLARATIONS = frozenset({"function_declaration", "generator_function_declaration"})
 _HOISTED = frozenset(
     {
         "function_declaration",
@@ -242,19 +248,34 @@ def _rewrite(code: str) -> str:
         else:
             edits.insert(last.start_byte, "return ")  # a notebook's last expression
         return edits.apply()
-    if last.type == "function_declaration" and all(
-        s.type != "expression_statement" for s in statements
-    ):
-        # A program that only declares things and ends with a function that takes nothing
-        # and is used nowhere (`async function main() {...}`): that function is the program.
-        name_node = last.child_by_field_name("name")
-        name = name_node.text.decode() if name_node is not None and name_node.text else None
-        others = [i for s in statements if s is not last for i in _identifiers(s)]
-        parameters = last.child_by_field_name("parameters")
-        takes_nothing = parameters is None or parameters.named_child_count == 0
-        if name is not None and takes_nothing and name not in others:
-            edits.insert(last.end_byte, f"; return await {name}();")
+    if any(s.type == "expression_statement" for s in statements):
+        return edits.apply()
+    # Only declarations. One function that takes nothing and that nothing else uses
+    # (`async function main() {...}`, helpers beside it): that function is the program.
+    functions = [s for s in statements if s.type in _FUNCTION_DECLARATIONS]
+    entries = [f for f in functions if _used_nowhere_else(f, statements)]
+    if len(entries) == 1 and _takes_nothing(entries[0]):
+        edits.insert(last.end_byte, f"; return await {_name(entries[0])}();")
+    elif functions and all(s.type in _HOISTED for s in statements):
+        # Nothing would run, and the model would read an empty success as its program having
+        # worked: say what to change instead.
+        edits.insert(last.end_byte, f"; {_NOTHING_RUNS}")
     return edits.apply()
+
+
+def _name(function: tree_sitter.Node) -> str:
+    node = function.child_by_field_name("name")
+    return node.text.decode() if node is not None and node.text else ""
+
+
+def _takes_nothing(function: tree_sitter.Node) -> bool:
+    parameters = function.child_by_field_name("parameters")
+    return parameters is None or parameters.named_child_count == 0
+
+
+def _used_nowhere_else(function: tree_sitter.Node, statements: list[tree_sitter.Node]) -> bool:
+    name = _name(function)
+    return bool(name) and all(name not in _identifiers(s) for s in statements if s != function)
 
 
 def prepare_body(code: str) -> PreparedBody:

@@ -6,21 +6,23 @@
 // socket, or the host's replies for other executions. Everything the worker sends is untrusted
 // data, checked here before it crosses to the host.
 //
-// The protocol. Host <-> runner: newline-delimited JSON on the socket, one message a line.
+// The protocol. Host <-> runner: lines on the socket. Calls and replies, the hot path, are
+// compact text; everything else is one JSON object a line.
 //   host -> runner:    run {source, lineOffset, lastLine?, tools, limits, durable?}
-//                      | ret {c, ok, v | e} | probe {n} | stop      (probe, stop: durable only)
-//   runner -> host:    ready | call {c, n, a?, j?} | log {m} | done {ok, r? | e}
-//                      | idle {n, o, j}                             (durable executions only)
-// Runner <-> worker: structured-clone messages (postMessage).
-//   runner -> worker:  run (as from the host) | ret {c, ok, v | e} | rets {l: [ret...]} | probe
-//   worker -> runner:  boot | call {c, n, a?, j?} | calls {l: [call...]} | log {m} | idle
-//                      | done {ok, r? | e}
-// `a` and `r` are JSON text (the worker checks that a value is JSON and names what is not).
+//                      | R<call id> <value JSON> | E<call id> <{message, name} JSON>
+//                      | probe {n} | stop                          (probe, stop: durable only)
+//   runner -> host:    ready | C<call id> <tool index> <input JSON> | log {m} | done {ok, r? | e}
+//                      | journal {j} | idle {n, o, j}               (durable executions only)
+// A call names its tool by its index in the job's `tools`: the runner and the host both check
+// it, and the host looks the name up again. The input is the program's text, unparsed here.
+// Runner <-> worker: records (calls, log lines, replies) in two rings in a SharedArrayBuffer
+// made for each execution (see "The channel to the worker" below); the run, the end, and a
+// durable execution's journal, idleness and every record are posted messages.
 // Call ids: the worker numbers its calls; the runner gives each its own id towards the host
 // and maps replies back, so a forged id reaches nothing. Crossing between threads costs far
-// more than the bytes: calls made in one turn of the program (a Promise.all) cross as one
-// `calls` message, replies read from the socket together as one `rets`, and lines written to
-// the socket in one turn as one write. (Durable executions post each call as it is made.)
+// more than the bytes: calls made in one turn of the program (a Promise.all) are published
+// with one wake-up of the runner, replies read from the socket together with one wake-up of
+// the worker, and lines written to the socket in one turn as one write.
 
 type Json = string | number | boolean | null | Json[] | { [key: string]: Json };
 
@@ -294,18 +296,18 @@ function workerMain(): void {
     };
   }
 
-  function callTool(name: string, index: number, input: unknown): Promise<unknown> {
+  function callTool(name: string, index: number, input: unknown, label = `external_${name}`): Promise<unknown> {
     // The site's stack points at the program's line that made the call. Four frames reach it
-    // (callTool, external_<name>, maybe a built-in such as Array.prototype.map, the caller);
-    // capturing only those costs a fraction of a full stack, which was a seventh of the
-    // sandbox's work per call.
+    // (callTool, external_<name> or a codemode method, maybe a built-in such as
+    // Array.prototype.map, the caller); capturing only those costs a fraction of a full stack,
+    // which was a seventh of the sandbox's work per call.
     const limit = ErrorCtor.stackTraceLimit;
     ErrorCtor.stackTraceLimit = 4;
     const site = new ErrorCtor();
     ErrorCtor.stackTraceLimit = limit;
     let args: string | undefined;
     try {
-      args = toJson(input, `input of external_${name}`);
+      args = toJson(input, `input of ${label}`);
     } catch (err) {
       return Promise.reject(err);
     }
@@ -316,6 +318,34 @@ function workerMain(): void {
       if (durable !== null) post({ t: "journal", j: durable.report(callLine()) });
       up(callRecord(c, index, args));
     });
+  }
+
+  // Discovery (large catalogs): a frozen, locked `codemode` object whose searchTools and
+  // describeTools travel to the host as calls to reserved names, which are not identifiers, so
+  // no tool has them. The host lists them in the job's tools only when discovery is on; the
+  // runner checks and counts them like any call and the host answers them, so a program cannot
+  // reach anything else this way, nor make more calls than its limit.
+  function installDiscovery(tools: string[]): void {
+    const search = tools.indexOf("codemode:search");
+    const describe = tools.indexOf("codemode:describe");
+    if (search < 0 || describe < 0) return;
+    const searchTools = (query: unknown, options?: unknown): Promise<unknown> => {
+      let input: unknown;
+      if (typeof query === "object" && query !== null && !Array.isArray(query)) {
+        input = query; // searchTools({ query, limit }), as models often write it
+      } else if (options === undefined || options === null) {
+        input = { query };
+      } else if (typeof options === "object" && !Array.isArray(options)) {
+        input = { ...(options as Record<string, unknown>), query };
+      } else {
+        const message = "codemode.searchTools(query, options): options must be an object such as { limit: 5 }";
+        return Promise.reject(new TypeError(message));
+      }
+      return callTool("codemode:search", search, input, "codemode.searchTools");
+    };
+    const describeTools = (names: unknown): Promise<unknown> =>
+      callTool("codemode:describe", describe, { names: typeof names === "string" ? [names] : names }, "codemode.describeTools");
+    lock(globalThis, "codemode", Object.freeze({ searchTools, describeTools }));
   }
 
   // -- the channel to the runner ----------------------------------------------------------------
@@ -914,6 +944,7 @@ function workerMain(): void {
     lineCount = msg.lastLine ?? msg.source.split("\n").length - lineOffset;
     installConsole();
     msg.tools.forEach((name, index) => {
+      if (name.startsWith("codemode:")) return; // reserved names: the `codemode` object below
       Object.defineProperty(globalThis, `external_${name}`, {
         value: (input: unknown) => callTool(name, index, input),
         enumerable: false,
@@ -925,6 +956,7 @@ function workerMain(): void {
       // Tests of the runner's side give the program the buffer, as if it had found it.
       if (msg.exposeChannel) lock(globalThis, "__codemodeChannel", msg.channel);
     }
+    installDiscovery(msg.tools);
     programUrl = createObjectURL(new Blob([msg.source], { type: "application/typescript" }));
     let main: () => Promise<unknown>;
     try {
