@@ -207,14 +207,16 @@ async def test_the_channel_gives_a_program_nothing(
 ) -> None:
     await check_attack(code_tool, attack)
     assert set(calls.names()) <= {"echo"}
+    assert all(isinstance(value, dict) for _, value in calls.calls)  # its schema: an object
 
 
 async def test_scribbling_over_the_buffer_breaks_only_its_own_execution(
     quick_code_tool: CodeModeTool, code_tool: CodeModeTool, calls: Recorder
 ) -> None:
     """Random bytes anywhere in the buffer, over and over while calls cross it: the execution
-    may fail in any way (which depends on where the bytes land), but the host gets only calls
-    to the program's own tool, and the next execution is healthy."""
+    may fail in any way, or see its own calls and replies changed (which depends on where the
+    bytes land), but the host gets only calls to the program's own tool, each validated, and
+    the next execution is healthy."""
     program = channel_program(
         """
         let seed = 7
@@ -230,8 +232,11 @@ async def test_scribbling_over_the_buffer_breaks_only_its_own_execution(
     )
     for _ in range(3):
         outcome = await run(quick_code_tool, program)
+        # Its own inputs and replies may change under its bytes: it returns some number, or
+        # fails.
         assert outcome["success"] in (True, False)
         if outcome["success"]:
-            assert outcome["result"] == 44850
+            assert isinstance(outcome["result"], int)
         assert await run(code_tool, HEALTHY_CODE) == HEALTHY
     assert set(calls.names()) <= {"echo"}
+    assert all(isinstance(value, dict) for _, value in calls.calls)  # its schema: an object
