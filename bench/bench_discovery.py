@@ -284,9 +284,7 @@ def bench_retrieval(servers: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
 
 # Cost --------------------------------------------------------------------------------------
 def _clear_caches() -> None:
-    tokenize_module._RUN_TERMS.clear()
-    tokenize_module._run_words.cache_clear()
-    tokenize_module.stem.cache_clear()
+    tokenize_module.clear_caches()
 
 
 def bench_cost(servers: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:

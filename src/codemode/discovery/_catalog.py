@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from .._tools import Tool
-from ._tokenize import STOP_WORDS, split_words, stem, tokenize
+from ._tokenize import STOP_WORDS, split_words, stem, text_terms
 
 __all__ = ["CatalogEntry", "CatalogSnapshot", "catalog_signature", "summary"]
 
@@ -40,6 +40,8 @@ _ACTION_WORDS: Final = frozenset(
 # A leading word shared by at least this many tools is a group (when nothing names one).
 _MIN_GROUP_SIZE: Final = 3
 _SEPARATOR: Final = re.compile(r"[_\-.:/$]")
+# The keys of a schema node that lead to more parameters.
+_NESTING: Final = frozenset(("$ref", "anyOf", "oneOf", "allOf", "items", "properties"))
 
 
 @dataclass(frozen=True)
@@ -155,9 +157,9 @@ def _entry(name: str, tool: Tool, group: str | None) -> CatalogEntry:
         group=group,
         name_terms=_terms(name_words + [w for w in tool_id_words if w not in name_words]),
         group_terms=_terms(group_words),
-        description_terms=tuple(tokenize(tool.description or "")),
-        param_name_terms=tuple(tokenize(" ".join(names))),
-        param_text_terms=tuple(tokenize(" ".join(texts))),
+        description_terms=text_terms(tool.description or ""),
+        param_name_terms=text_terms(" ".join(names)),
+        param_text_terms=text_terms(" ".join(texts)),
     )
 
 
@@ -175,7 +177,7 @@ def _parameters(schema: Any) -> tuple[list[str], list[str]]:
     seen_refs: set[str] = set()
 
     def visit(node: Any, depth: int) -> None:
-        if depth > _MAX_PARAM_DEPTH or len(names) > _MAX_PARAMS:
+        if depth > _MAX_PARAM_DEPTH or len(names) > _MAX_PARAMS or _NESTING.isdisjoint(node):
             return
         ref = node.get("$ref")
         if isinstance(ref, str) and ref.startswith("#/") and ref not in seen_refs:
@@ -207,7 +209,8 @@ def _parameters(schema: Any) -> tuple[list[str], list[str]]:
                 enum = sub.get("enum")
                 if enum is not None and isinstance(enum, list):
                     texts.extend(str(v) for v in enum[:_MAX_ENUM_VALUES] if isinstance(v, str))
-                visit(sub, depth + 1)
+                if not _NESTING.isdisjoint(sub):  # most properties are leaves: skip the call
+                    visit(sub, depth + 1)
 
     visit(root, 0)
     return names, texts

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final
@@ -70,33 +71,40 @@ class LexicalIndex:
         self.entries = tuple(entries)
         self.ranking = ranking or Ranking()
         r = self.ranking
-        n = len(self.entries)
+        n = self._n = len(self.entries)
         fields = [_fields(e) for e in self.entries]
         avg = [
             (sum(len(f[i]) for f in fields) / n if n else 0.0) or 1.0 for i in range(len(_FIELDS))
         ]
-        # Pseudo term frequency per (term, doc): sum over fields of weight * tf / length norm.
-        pseudo: dict[str, dict[int, float]] = {}
+        # A term's pseudo frequency in a tool is the sum over the tool's fields of the field's
+        # weight times the term's count, over the field's length norm. A catalog repeats whole
+        # fields (``owner repo`` on every GitHub tool; a server deployed twice; the catalog
+        # hands out one tuple per distinct text), so the index is kept per distinct field, a
+        # "slot" (its unit weight and the tools that hold it), with each term's slots listed
+        # once per occurrence. Building it is one pass over the distinct fields' words; a
+        # term's frequencies, idf and saturation are made when a query first asks for it.
+        occurrences: defaultdict[str, list[int]] = defaultdict(list)
+        slot_of: dict[tuple[int, int], int] = {}
+        self._slot_unit: list[float] = []
+        self._slot_docs: list[list[int]] = []
+        weights, b = r.weights, r.b
         for doc, doc_fields in enumerate(fields):
-            counts: dict[str, float] = {}
             for i, terms in enumerate(doc_fields):
                 if not terms:
                     continue
-                unit = r.weights[i] / (1.0 - r.b[i] + r.b[i] * len(terms) / avg[i])
+                key = (i, id(terms))
+                slot = slot_of.get(key)
+                if slot is not None:
+                    self._slot_docs[slot].append(doc)
+                    continue
+                slot = slot_of[key] = len(self._slot_unit)
+                self._slot_unit.append(weights[i] / (1.0 - b[i] + b[i] * len(terms) / avg[i]))
+                self._slot_docs.append([doc])
                 for term in terms:
-                    counts[term] = counts.get(term, 0.0) + unit
-            for term, tf in counts.items():
-                slot = pseudo.get(term)
-                if slot is None:
-                    pseudo[term] = {doc: tf}
-                else:
-                    slot[doc] = tf
-        # Per term: its idf, and per tool the saturated frequency tf / (k1 + tf), in [0, 1).
-        self._idf: dict[str, float] = {}
+                    occurrences[term].append(slot)
+        self._occurrences: dict[str, list[int]] = occurrences
+        self._tf: dict[str, dict[int, float]] = {}
         self._postings: dict[str, dict[int, float]] = {}
-        for term, per_doc in pseudo.items():
-            self._idf[term] = math.log(1.0 + (n - len(per_doc) + 0.5) / (len(per_doc) + 0.5))
-            self._postings[term] = {doc: tf / (r.k1 + tf) for doc, tf in per_doc.items()}
         # A word no tool uses is informative, but a query may hold names and values (a
         # channel, a city) that no catalog spells: it weighs as a rare word, discounted.
         self._unknown_idf = r.unknown_weight * math.log(1.0 + (n - 0.5) / 1.5) if n else 1.0
@@ -119,20 +127,20 @@ class LexicalIndex:
         for qt in self._query_terms(query):
             words.append(qt.term)
             related_seen.append(qt.related)
-            idf = self._idf.get(qt.term)
-            related = [t for t in qt.related if t in self._postings]
+            idf = self._idf(qt.term)
+            related = [t for t in qt.related if t in self._occurrences]
             if idf is None:
                 if related:  # the catalog says it in other words
-                    idf = max(self._idf[t] for t in related)
+                    idf = max(self._idf(t) or 0.0 for t in related)
                 elif qt.literal:
                     continue
                 else:
                     total += self._unknown_idf
                     continue
             total += idf
-            best: dict[int, float] = dict(self._postings.get(qt.term, {}))
+            best: dict[int, float] = dict(self._posting(qt.term))
             for term in related:
-                for doc, sat in self._postings[term].items():
+                for doc, sat in self._posting(term).items():
                     value = related_weight * sat
                     if value > best.get(doc, 0.0):
                         best[doc] = value
@@ -160,6 +168,35 @@ class LexicalIndex:
         ordered = sorted(scores.items(), key=lambda item: (-item[1], item[0]))
         return [Hit(self.entries[doc], round(score, 4)) for doc, score in ordered]
 
+    def _frequencies(self, term: str) -> dict[int, float]:
+        """Tool -> the term's pseudo frequency in it (empty if no tool uses the term)."""
+        tf = self._tf.get(term)
+        if tf is None:
+            tf = {}
+            units, docs = self._slot_unit, self._slot_docs
+            for slot in self._occurrences.get(term, ()):
+                unit = units[slot]
+                for doc in docs[slot]:
+                    tf[doc] = tf.get(doc, 0.0) + unit
+            self._tf[term] = tf
+        return tf
+
+    def _idf(self, term: str) -> float | None:
+        """The term's inverse document frequency (BM25's), or None if no tool uses it."""
+        if term not in self._occurrences:
+            return None
+        df = len(self._frequencies(term))
+        return math.log(1.0 + (self._n - df + 0.5) / (df + 0.5))
+
+    def _posting(self, term: str) -> dict[int, float]:
+        """Tool -> the term's saturated frequency in it, tf / (k1 + tf), made on first use."""
+        posting = self._postings.get(term)
+        if posting is None:
+            k1 = self.ranking.k1
+            posting = {doc: tf / (k1 + tf) for doc, tf in self._frequencies(term).items()}
+            self._postings[term] = posting
+        return posting
+
     def _query_terms(self, query: str) -> list[_QueryTerm]:
         """The query's terms, each marked literal or not, with its related terms."""
         out: dict[str, _QueryTerm] = {}
@@ -184,7 +221,7 @@ class LexicalIndex:
                 words = split_words(run)
                 if len(words) > 2 and words[-1] == run.lower():
                     # camelCase: one known word (GitHub) or its parts (getIssues)
-                    words = [words[-1]] if stem(words[-1]) in self._idf else words[:-1]
+                    words = [words[-1]] if stem(words[-1]) in self._occurrences else words[:-1]
                 for word in words:
                     for term in tokenize(word):
                         if term in out:
