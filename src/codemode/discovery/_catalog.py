@@ -12,6 +12,7 @@ import re
 from collections import Counter
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any, Final
 
 from .._tools import Tool
@@ -143,10 +144,10 @@ def _groups(tools: Mapping[str, Tool]) -> dict[str, str]:
 
 def _entry(name: str, tool: Tool, group: str | None) -> CatalogEntry:
     name_words = split_words(name)
-    group_words = split_words(group) if group else []
+    group_words = _group_words(group) if group else ()
     # The group's words lead an MCP tool's name (``github_create_issue``): they count once, as
     # the group, so that the name's own words decide among a server's tools.
-    if group_words and name_words[: len(group_words)] == group_words:
+    if group_words and tuple(name_words[: len(group_words)]) == group_words:
         name_words = name_words[len(group_words) :]
     tool_id_words = split_words(tool.id) if tool.id != name else []
     names, texts = _parameters(tool.input_schema)
@@ -156,11 +157,22 @@ def _entry(name: str, tool: Tool, group: str | None) -> CatalogEntry:
         description=tool.description or "",
         group=group,
         name_terms=_terms(name_words + [w for w in tool_id_words if w not in name_words]),
-        group_terms=_terms(group_words),
+        group_terms=_group_terms(group) if group else (),
         description_terms=text_terms(tool.description or ""),
         param_name_terms=text_terms(" ".join(names)),
         param_text_terms=text_terms(" ".join(texts)),
     )
+
+
+@lru_cache(maxsize=4096)
+def _group_words(group: str) -> tuple[str, ...]:
+    return tuple(split_words(group))
+
+
+@lru_cache(maxsize=4096)
+def _group_terms(group: str) -> tuple[str, ...]:
+    """One tuple per group: the index counts a field shared by many tools once."""
+    return _terms(split_words(group))
 
 
 def _terms(words: list[str]) -> tuple[str, ...]:

@@ -10,7 +10,8 @@ each (term, tool) contribution is computed once and a search is a sum over the q
 Scores are made comparable across queries: a tool's score is the share of the query's
 information (the idf of its terms) the tool accounts for, between 0 and 1. A query whose words
 no tool uses, or uses only in passing, scores under the threshold for every tool and returns
-nothing, rather than the least bad tools.
+nothing, rather than the least bad tools. So does a query whose only words a tool shares are
+generic verbs: "convert 100 euros to yen" is not a task for ``convert_time``.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from ._catalog import CatalogEntry
-from ._thesaurus import RELATED_WORDS
+from ._thesaurus import GENERIC_WORDS, RELATED_WORDS
 from ._tokenize import split_words, stem, tokenize
 
 __all__ = ["Hit", "LexicalIndex", "Ranking"]
@@ -37,7 +38,9 @@ class Ranking:
     parameter names, parameter text); ``threshold`` is the least score returned; a query word
     that no tool uses counts ``unknown_weight`` times a word used by one tool (a literal such as
     a file name or a number that no tool uses does not count); a related word (``_thesaurus``)
-    matches at ``related_weight`` of the query word's own weight."""
+    matches at ``related_weight`` of the query word's own weight; with ``object_required``, a
+    query that says what it is about (any word but the generic verbs and modifiers of
+    ``_thesaurus.GENERIC_WORDS``) returns only tools that match one of those words."""
 
     weights: tuple[float, float, float, float, float] = (3.0, 2.0, 1.0, 0.5, 0.3)
     b: tuple[float, float, float, float, float] = (0.3, 0.0, 0.75, 0.5, 0.75)
@@ -47,6 +50,7 @@ class Ranking:
     related_weight: float = 0.6
     thesaurus: bool = True
     name_weight: float = 0.2
+    object_required: bool = True
 
 
 @dataclass(frozen=True)
@@ -62,6 +66,7 @@ class _QueryTerm:
     term: str
     literal: bool  # a file name, number, channel or proper name: an argument, not the task
     related: tuple[str, ...]
+    generic: bool = False  # says what to do, not to what (get, set, write, latest: _thesaurus)
 
 
 class LexicalIndex:
@@ -92,12 +97,12 @@ class LexicalIndex:
             for i, terms in enumerate(doc_fields):
                 if not terms:
                     continue
-                key = (i, id(terms))
-                slot = slot_of.get(key)
+                field_key = (i, id(terms))
+                slot = slot_of.get(field_key)
                 if slot is not None:
                     self._slot_docs[slot].append(doc)
                     continue
-                slot = slot_of[key] = len(self._slot_unit)
+                slot = slot_of[field_key] = len(self._slot_unit)
                 self._slot_unit.append(weights[i] / (1.0 - b[i] + b[i] * len(terms) / avg[i]))
                 self._slot_docs.append([doc])
                 for term in terms:
@@ -108,13 +113,10 @@ class LexicalIndex:
         # A word no tool uses is informative, but a query may hold names and values (a
         # channel, a city) that no catalog spells: it weighs as a rare word, discounted.
         self._unknown_idf = r.unknown_weight * math.log(1.0 + (n - 0.5) / 1.5) if n else 1.0
-        self._by_key: dict[str, int] = {}
-        for doc, entry in enumerate(self.entries):
-            for key in (entry.name, entry.tool_id):
-                self._by_key.setdefault(_key(key), doc)
-        self._name_words: list[tuple[str, ...]] | None = None  # made by the first prefix query
-        self._name_terms = [tuple(dict.fromkeys(e.name_terms)) for e in self.entries]
-        self._groups = {_key(e.group) for e in self.entries if e.group}
+        # Made by the first query that needs them:
+        self._by_key: dict[str, int] | None = None  # name or id -> tool (one-word queries)
+        self._groups: set[str] | None = None
+        self._name_words: list[tuple[str, ...]] | None = None  # prefix queries
 
     def search(self, query: str) -> list[Hit]:
         """Every tool that fits ``query``, best first (ties in catalog order)."""
@@ -124,8 +126,13 @@ class LexicalIndex:
         total = 0.0
         words: list[str] = []
         related_seen: list[tuple[str, ...]] = []
+        object_required = self.ranking.object_required
+        has_object = False  # the query says what to act on, not only the action
+        on_object: set[int] = set()  # tools that match a word of that
         for qt in self._query_terms(query):
             words.append(qt.term)
+            if not qt.generic and not qt.literal:
+                has_object = True
             related_seen.append(qt.related)
             idf = self._idf(qt.term)
             related = [t for t in qt.related if t in self._occurrences]
@@ -146,6 +153,12 @@ class LexicalIndex:
                         best[doc] = value
             for doc, sat in best.items():
                 scores[doc] = scores.get(doc, 0.0) + idf * sat
+            if object_required and not qt.generic:
+                on_object.update(best)
+        if object_required and has_object:
+            # A tool that shares only the verb (``set`` for "set an alarm", ``convert`` for
+            # "convert euros to yen") does that to something else: it does not fit.
+            scores = {doc: s for doc, s in scores.items() if doc in on_object}
         if total > 0:
             floor = self.ranking.threshold * total
             scores = {doc: min(s / total, 1.0) for doc, s in scores.items() if s >= floor}
@@ -159,13 +172,15 @@ class LexicalIndex:
                 said.update(term_related)
             w = self.ranking.name_weight
             for doc in scores:
-                name = self._name_terms[doc]
+                name = tuple(dict.fromkeys(self.entries[doc].name_terms))
                 if name:
                     cover = sum(1 for t in name if t in said) / len(name)
                     scores[doc] = (1 - w) * scores[doc] + w * cover * scores[doc] ** 0.5
         for doc, score in exact.items():
             scores[doc] = score  # a name the query spells comes first
-        ordered = sorted(scores.items(), key=lambda item: (-item[1], item[0]))
+        # (Equal scores reached by summing in another order may differ in the last bits: ties
+        # are ties to 9 places, and keep catalog order.)
+        ordered = sorted(scores.items(), key=lambda item: (-round(item[1], 9), item[0]))
         return [Hit(self.entries[doc], round(score, 4)) for doc, score in ordered]
 
     def _frequencies(self, term: str) -> dict[int, float]:
@@ -227,7 +242,7 @@ class LexicalIndex:
                         if term in out:
                             continue
                         related = () if not self.ranking.thesaurus else _RELATED.get(term, ())
-                        out[term] = _QueryTerm(term, literal, related)
+                        out[term] = _QueryTerm(term, literal, related, term in _GENERIC_TERMS)
         return list(out.values())
 
     def _exact(self, query: str) -> dict[int, float]:
@@ -239,6 +254,13 @@ class LexicalIndex:
             return {}
         if text.startswith("external_"):
             text = text[len("external_") :]
+        if self._by_key is None or self._groups is None:
+            by_key: dict[str, int] = {}
+            for position, entry in enumerate(self.entries):
+                for key in (entry.name, entry.tool_id):
+                    by_key.setdefault(_key(key), position)
+            self._groups = {_key(e.group) for e in self.entries if e.group}
+            self._by_key = by_key
         doc = self._by_key.get(_key(text))
         if doc is not None:
             return {doc: 1.0}
@@ -285,6 +307,7 @@ def _related_terms() -> dict[str, tuple[str, ...]]:
 
 
 _RELATED: Final = _related_terms()
+_GENERIC_TERMS: Final = frozenset(t for word in GENERIC_WORDS for t in tokenize(word))
 
 
 def _key(name: str) -> str:

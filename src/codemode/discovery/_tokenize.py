@@ -18,6 +18,7 @@ from __future__ import annotations
 import itertools
 import re
 import unicodedata
+from collections.abc import Iterator
 from functools import lru_cache
 from typing import Final
 
@@ -235,6 +236,8 @@ class _RunTerms(dict[str, tuple[str, ...]]):
     def __missing__(self, run: str) -> tuple[str, ...]:
         if run.islower() and run.isascii():  # most runs: one plain word
             value = _WORD_TERMS[run]
+        elif run.isascii() and run[0].isupper() and run[1:].islower():  # Capitalised
+            value = self[run.lower()]
         else:
             words = _run_words(run)
             value = (
@@ -253,6 +256,10 @@ _RUN_TERMS = _RunTerms()
 def tokenize(text: str) -> list[str]:
     """The search terms of ``text``: split words, stop words dropped, abbreviations written
     out, stemmed."""
+    return list(_terms(text))
+
+
+def _terms(text: str) -> Iterator[str]:
     if len(_RUN_TERMS) > _MAX_TERMS:
         _RUN_TERMS.clear()
         _WORD_TERMS.clear()
@@ -260,7 +267,7 @@ def tokenize(text: str) -> list[str]:
         runs = text.encode("ascii").translate(_ASCII_SEPARATORS).decode("ascii").split()
     else:
         runs = _WORD.findall(text.replace("_", " "))
-    return list(itertools.chain.from_iterable(map(_RUN_TERMS.__getitem__, runs)))
+    return itertools.chain.from_iterable(map(_RUN_TERMS.__getitem__, runs))
 
 
 _MAX_TEXTS: Final = 20_000
@@ -275,7 +282,7 @@ def text_terms(text: str) -> tuple[str, ...]:
     if terms is None:
         if len(_TEXT_TERMS) >= _MAX_TEXTS:
             _TEXT_TERMS.clear()
-        terms = _TEXT_TERMS[text] = tuple(tokenize(text))
+        terms = _TEXT_TERMS[text] = tuple(_terms(text))
     return terms
 
 
