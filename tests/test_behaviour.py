@@ -568,7 +568,17 @@ async def test_calls_left_running_when_the_program_ends_are_cancelled(lang: Lang
         }
     )
     result = await run(ends, lang.sandbox, [slow_tool])
-    assert result == {"success": True, "result": "done", "logs": []}
+    # The model is told, or it would believe the call happened.
+    gather = {"typescript": "Promise.all", "python": "asyncio.gather"}[lang.name]
+    assert result == {
+        "success": True,
+        "result": "done",
+        "logs": [
+            "[codemode] 1 tool call(s) had not finished when the program returned and were "
+            "cancelled: external_slow. Await every call before returning (several at once with "
+            f"{gather}), or they may not happen."
+        ],
+    }
     fails = lang(
         {
             "typescript": (
@@ -584,6 +594,7 @@ async def test_calls_left_running_when_the_program_ends_are_cancelled(lang: Lang
     )
     failed = await run(fails, lang.sandbox, [slow_tool])
     assert failed["error"]["message"] == "x"
+    assert failed["logs"] == []  # the error is what the model must fix first
     assert events == ["started", "cancelled", "started", "cancelled"]
 
 

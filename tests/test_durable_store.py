@@ -313,6 +313,16 @@ async def test_errors_recorded_for_calls_read_back(store: ExecutionStore) -> Non
     assert state is not None and state.calls == (failed,)
 
 
+async def test_any_text_a_tool_returned_reads_back_unchanged(store: ExecutionStore) -> None:
+    # Non-ASCII, NUL, and a lone surrogate (a str Python allows, that UTF-8 cannot encode).
+    value = {"text": "Zoë 日本 \u0000 \ud800", "emoji": "🙂"}
+    owner = new_owner()
+    await store.create(NewExecution("e1", "t", "code", "{}", 60), owner=owner, lease=10)
+    await store.record("e1", owner=owner, calls=[call(1, "ok", value=value, ran=True)])
+    state = await store.get("e1")
+    assert state is not None and state.calls[0].value == value
+
+
 CLAIMER = textwrap.dedent(
     """
     import asyncio, sys, time

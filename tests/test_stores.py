@@ -281,6 +281,33 @@ def test_a_server_store_belongs_to_the_loop_that_first_used_it(
         asyncio.run(store.executions())
 
 
+@pytest.mark.parametrize("kind", ["sqlite", "redis", "postgres"])
+def test_a_script_that_never_closes_its_store_exits_quietly(
+    kind: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    # asyncio.run cancels every task at its end; psycopg's pool workers took that for a failed
+    # connection attempt and waited forever (the run hung), or were left pending (stderr noise).
+    from test_durable_store import store_location
+
+    script = textwrap.dedent(
+        """
+        import asyncio, sys
+        from codemode.stores import open_store
+        async def main(store):  # a burst of uses makes the pool grow: connections in flight
+            return await asyncio.gather(*(store.executions() for _ in range(8)))
+        for _ in range(3):
+            print(len(asyncio.run(main(open_store(sys.argv[1])))))
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script, store_location(kind, request, tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert (done.returncode, done.stdout, done.stderr) == (0, "8\n" * 3, "")
+
+
 async def test_sqlite_is_no_server_store(tmp_path: Path) -> None:
     assert isinstance(open_store(str(tmp_path / "x.db")), SqliteStore)
 

@@ -149,6 +149,7 @@ class Bridge:
             self._call(site, reply),
             loop=asyncio.get_running_loop(),
             context=self._context.copy(),
+            name=name,  # what `aclose` reports if the program ends without awaiting the call
             **_EAGER,
         )
         if not task.done():
@@ -194,13 +195,16 @@ class Bridge:
         except Exception as exc:  # every tool failure reaches the program as an Error
             return failure(exc)
 
-    async def aclose(self) -> None:
-        """Cancel tool calls still running and wait for them to finish cancelling."""
+    async def aclose(self) -> list[str]:
+        """Cancel tool calls still running and wait for them to finish cancelling. Returns the
+        tool names of the calls it cancelled: after a program that returned, calls it started
+        and never awaited."""
         tasks = list(self._tasks)
         for task in tasks:
             task.cancel()
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)
+        return [task.get_name() for task in tasks]
 
 
 def _compose(layers: Sequence[Layer], last: Next) -> Next:

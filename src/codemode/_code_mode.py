@@ -272,12 +272,13 @@ class CodeModeTool(Tool):
 
     async def _drive(self, job: Job, bridge: Bridge, code: str) -> CodeModeToolResult:
         """Run ``job`` in the sandbox to its result, with the timeout; no tool call outlives it."""
+        unawaited: list[str] = []
         try:
             try:
                 async with asyncio.timeout(self.timeout_ms / 1000):
                     outcome = await self.sandbox.execute(job, bridge)
             finally:
-                await bridge.aclose()
+                unawaited = await bridge.aclose()
         except TimeoutError:
             return self._failed(
                 bridge,
@@ -288,6 +289,10 @@ class CodeModeTool(Tool):
             )
         except SandboxError as exc:
             return self._failed(bridge, exc.name, exc.message)
+        if unawaited and outcome.ok:
+            # Fire-and-forget calls: the program returned while they ran, so they were
+            # cancelled; the model would otherwise believe they happened.
+            bridge.log(self._unawaited_note(unawaited))
         if not outcome.ok:
             error = outcome.error and self._with_hint(outcome.error, code)
             return CodeModeToolResult(success=False, logs=bridge.logs, error=error)
@@ -531,6 +536,14 @@ class CodeModeTool(Tool):
         return CodeModeToolResult(
             success=False,
             error=CodeModeError(message=failure.message, name="TypeCheckError", line=failure.line),
+        )
+
+    def _unawaited_note(self, names: list[str]) -> str:
+        calls = ", ".join(dict.fromkeys(f"external_{name}" for name in names))
+        return (
+            f"[codemode] {len(names)} tool call(s) had not finished when the program returned "
+            f"and were cancelled: {calls}. Await every call before returning (several at once "
+            f"with {self.language.parallel_calls}), or they may not happen."
         )
 
     @staticmethod

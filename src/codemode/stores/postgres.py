@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import timedelta
 from typing import Any, Literal, TypeVar
@@ -21,7 +22,6 @@ from psycopg import AsyncConnection, sql
 from psycopg_pool import AsyncConnectionPool
 
 from ._base import (
-    CallError,
     CallRecord,
     Decision,
     DecisionError,
@@ -37,13 +37,13 @@ from ._base import (
 )
 from ._remote import (
     ServerClock,
-    is_abandoned,
     lease_lost,
     not_found,
     pending_of,
     sorted_pending,
     split_option,
 )
+from ._rows import call_from_row, call_row, state_from_row
 from ._rules import apply_decisions, expiry_of, refuse_claim, refuse_decide
 
 __all__ = ["PostgresStore"]
@@ -157,6 +157,7 @@ class PostgresStore:
         self._opening: asyncio.Task[AsyncConnectionPool[Conn]] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._closed = False
+        self._guard: asyncio.Task[None] | None = None
         self._clock = ServerClock(self._server_time, clock)
         self._sql = _Statements(schema)
 
@@ -208,6 +209,7 @@ class PostgresStore:
         async with conn:
             await self._migrate(conn)
         await pool.open()
+        self._guard = asyncio.get_running_loop().create_task(_close_with_loop(pool))
         return pool
 
     async def _migrate(self, conn: Conn) -> None:
@@ -300,8 +302,12 @@ class PostgresStore:
                 pool = await self._opening
             except Exception:
                 pool = None
+        guard, self._guard = self._guard, None
+        if guard is not None:
+            guard.cancel()  # it closes the pool ...
+            await asyncio.wait([guard])
         if pool is not None:
-            await pool.close()
+            await pool.close()  # ... unless it never started
 
     async def __aenter__(self) -> PostgresStore:
         return self
@@ -318,12 +324,12 @@ class PostgresStore:
         if row is None:
             return None
         cursor = await conn.execute(self._sql.calls, (execution_id,))
-        calls = tuple(_call_from_row(r) for r in await cursor.fetchall())
+        calls = tuple(call_from_row(r) for r in await cursor.fetchall())
         tape: tuple[str, ...] = ()
         if full:
             cursor = await conn.execute(self._sql.tape, (execution_id,))
             tape = tuple(r[0] for r in await cursor.fetchall())
-        return _state_from_row(row, now, calls, tape)
+        return state_from_row(row, now, calls, tape)
 
     async def get(self, execution_id: str) -> ExecutionState | None:
         async def read(conn: Conn, now: float) -> ExecutionState | None:
@@ -338,10 +344,10 @@ class PostgresStore:
             for row in await cursor.fetchall():
                 execution, call = row[:14], row[14:]
                 entry = grouped.setdefault(execution[0], (execution, []))
-                entry[1].append(_call_from_row(call))
+                entry[1].append(call_from_row(call))
             found: list[PendingApproval] = []
             for execution, calls in grouped.values():
-                found += pending_of(_state_from_row(execution, now, tuple(calls), ()), now)
+                found += pending_of(state_from_row(execution, now, tuple(calls), ()), now)
             return sorted_pending(found, limit)
 
         return await self._read(read)
@@ -356,7 +362,7 @@ class PostgresStore:
                 cursor = await conn.execute(self._sql.summaries_of_status, (status, limit))
             summaries = []
             for row in await cursor.fetchall():
-                state = _state_from_row(row[:14], now, (), ())
+                state = state_from_row(row[:14], now, (), ())
                 waiting, started = row[14:]
                 summaries.append(
                     ExecutionSummary(
@@ -527,13 +533,39 @@ class PostgresStore:
     async def _save_calls(self, conn: Conn, execution_id: str, calls: Sequence[CallRecord]) -> None:
         if not calls:
             return
-        rows = [_call_row(execution_id, call) for call in calls]
+        rows = [call_row(execution_id, call) for call in calls]
         async with conn.cursor() as cursor:
             await cursor.executemany(self._sql.upsert_call, rows)
 
     async def _append_tape(self, conn: Conn, execution_id: str, tape: Sequence[str]) -> None:
         if tape:
             await conn.execute(self._sql.append_tape, (execution_id, list(tape), execution_id))
+
+
+def _not_a_cancelled_connect(record: logging.LogRecord) -> bool:
+    """psycopg's pool warns "error connecting" when a connection attempt is cancelled, which
+    happens only as the task or loop goes away (at the end of ``asyncio.run``): no error."""
+    args = record.args
+    return not (
+        record.msg == "error connecting in %r: %s"
+        and isinstance(args, tuple)
+        and len(args) == 2
+        and isinstance(args[1], asyncio.CancelledError)
+    )
+
+
+logging.getLogger("psycopg.pool").addFilter(_not_a_cancelled_connect)
+
+
+async def _close_with_loop(pool: AsyncConnectionPool[Conn]) -> None:
+    """Wait for the loop's end, then close ``pool``. A script that never closes the store
+    (``asyncio.run(main())``) would otherwise hang at exit: the run cancels every task, and the
+    pool's workers take a cancellation for a failed connection attempt and wait for their next
+    job, forever. Closing the pool sends them that job: stop."""
+    try:
+        await asyncio.get_running_loop().create_future()
+    except asyncio.CancelledError:
+        await pool.close()
 
 
 def _quoted(name: str) -> str:
@@ -627,88 +659,3 @@ class _Statements:
             "(SELECT COALESCE(max(seq) + 1, 0) AS next FROM {s}.tape "
             " WHERE execution_id = %s) AS base"
         )
-
-
-def _call_row(execution_id: str, call: CallRecord) -> tuple[Any, ...]:
-    return (
-        execution_id,
-        call.step,
-        call.name,
-        call.tool_id,
-        call.input_json,
-        call.input_hash,
-        call.line,
-        call.state,
-        json.dumps(call.value) if call.state == "ok" else None,
-        None
-        if call.error is None
-        else json.dumps({"message": call.error.message, "name": call.error.name}),
-        call.ran,
-        call.approved,
-        call.reason,
-        call.decided_at,
-    )
-
-
-def _call_from_row(row: Sequence[Any]) -> CallRecord:
-    (step, name, tool_id, input_json, input_hash, line, state, value, error, ran) = row[:10]
-    approved, reason, decided_at = row[10:]
-    err = None
-    if error is not None:
-        data = json.loads(error)
-        err = CallError(message=data["message"], name=data["name"])
-    return CallRecord(
-        step=step,
-        name=name,
-        tool_id=tool_id,
-        input_json=input_json,
-        input_hash=input_hash,
-        line=line,
-        state=state,
-        value=None if value is None else json.loads(value),
-        error=err,
-        ran=ran,
-        approved=approved,
-        reason=reason,
-        decided_at=decided_at,
-    )
-
-
-def _state_from_row(
-    row: Sequence[Any], now: float, calls: tuple[CallRecord, ...], tape: tuple[str, ...]
-) -> ExecutionState:
-    (
-        execution_id,
-        code_mode_id,
-        code,
-        fingerprint,
-        status,
-        pause_ttl,
-        created_at,
-        updated_at,
-        passes,
-        owner,
-        lease_until,
-        expires_at,
-        finished_at,
-        result,
-    ) = row
-    return ExecutionState(
-        execution_id=execution_id,
-        code_mode_id=code_mode_id,
-        code=code,
-        fingerprint=fingerprint,
-        status=status,
-        pause_ttl=pause_ttl,
-        created_at=created_at,
-        updated_at=updated_at,
-        passes=passes,
-        owner=owner,
-        lease_until=lease_until,
-        expires_at=expires_at,
-        finished_at=finished_at,
-        result=None if result is None else json.loads(result),
-        abandoned=is_abandoned(status, owner, lease_until, now),
-        calls=calls,
-        tape=tape,
-    )

@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 from ._base import (
-    CallError,
     CallRecord,
     Decision,
     DecisionError,
@@ -33,10 +32,10 @@ from ._base import (
     NewExecution,
     PendingApproval,
     PruneReport,
-    owner_is_gone,
     seconds,
     step_of,
 )
+from ._rows import call_from_row, call_row, state_from_row
 from ._rules import apply_decisions, expiry_of, refuse_claim, refuse_decide
 
 __all__ = ["SqliteStore"]
@@ -230,7 +229,7 @@ class SqliteStore:
         calls: tuple[CallRecord, ...] = ()
         tape: tuple[str, ...] = ()
         calls = tuple(
-            _call_from_row(r)
+            call_from_row(r)
             for r in conn.execute(
                 f"SELECT {_CALL_COLUMNS} FROM calls WHERE execution_id = ? ORDER BY step",
                 (execution_id,),
@@ -243,7 +242,7 @@ class SqliteStore:
                     "SELECT chunk FROM tape WHERE execution_id = ? ORDER BY seq", (execution_id,)
                 )
             )
-        return _state_from_row(row, now, calls, tape)
+        return state_from_row(row, now, calls, tape)
 
     async def get(self, execution_id: str) -> ExecutionState | None:
         return await self._run(lambda conn: self._state(conn, execution_id, self._clock()))
@@ -257,21 +256,21 @@ class SqliteStore:
             ).fetchall()
             found: list[PendingApproval] = []
             for row in rows:
-                state = _state_from_row(row, now, (), ())
+                state = state_from_row(row, now, (), ())
                 if state.status == "running" and not state.abandoned:
                     continue
                 expiry = expiry_of(state)
                 if expiry is not None and now > expiry:
                     continue
                 calls = tuple(
-                    _call_from_row(r)
+                    call_from_row(r)
                     for r in conn.execute(
                         f"SELECT {_CALL_COLUMNS} FROM calls WHERE execution_id = ? "
                         "AND state IN ('pending', 'in_doubt', 'started') ORDER BY step",
                         (state.execution_id,),
                     )
                 )
-                state = _state_from_row(row, now, calls, ())
+                state = state_from_row(row, now, calls, ())
                 since = state.updated_at if state.status == "paused" else state.lease_until
                 for call in state.waiting():
                     if call.approved is None:
@@ -302,7 +301,7 @@ class SqliteStore:
             ).fetchall()
             summaries = []
             for row in rows:
-                state = _state_from_row(row, now, (), ())
+                state = state_from_row(row, now, (), ())
                 states = ("pending", "in_doubt", "started") if state.abandoned else WAITING_STATES
                 marks = ",".join("?" * len(states))
                 waiting = conn.execute(
@@ -515,7 +514,7 @@ def _save_calls(conn: sqlite3.Connection, execution_id: str, calls: Sequence[Cal
 
 
 def _call_rows(execution_id: str, calls: Sequence[CallRecord]) -> list[tuple[Any, ...]]:
-    return [_call_row(execution_id, call) for call in calls]
+    return [call_row(execution_id, call) for call in calls]
 
 
 def _save_rows(conn: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> None:
@@ -542,93 +541,4 @@ def _append_tape(conn: sqlite3.Connection, execution_id: str, tape: Sequence[str
     conn.executemany(
         "INSERT INTO tape (execution_id, seq, chunk) VALUES (?, ?, ?)",
         [(execution_id, start + i, chunk) for i, chunk in enumerate(tape)],
-    )
-
-
-def _call_row(execution_id: str, call: CallRecord) -> tuple[Any, ...]:
-    return (
-        execution_id,
-        call.step,
-        call.name,
-        call.tool_id,
-        call.input_json,
-        call.input_hash,
-        call.line,
-        call.state,
-        json.dumps(call.value, ensure_ascii=False) if call.state == "ok" else None,
-        None
-        if call.error is None
-        else json.dumps({"message": call.error.message, "name": call.error.name}),
-        int(call.ran),
-        None if call.approved is None else int(call.approved),
-        call.reason,
-        call.decided_at,
-    )
-
-
-def _call_from_row(row: Sequence[Any]) -> CallRecord:
-    (step, name, tool_id, input_json, input_hash, line, state, value, error, ran) = row[:10]
-    approved, reason, decided_at = row[10:]
-    err = None
-    if error is not None:
-        data = json.loads(error)
-        err = CallError(message=data["message"], name=data["name"])
-    return CallRecord(
-        step=step,
-        name=name,
-        tool_id=tool_id,
-        input_json=input_json,
-        input_hash=input_hash,
-        line=line,
-        state=state,
-        value=None if value is None else json.loads(value),
-        error=err,
-        ran=bool(ran),
-        approved=None if approved is None else bool(approved),
-        reason=reason,
-        decided_at=decided_at,
-    )
-
-
-def _state_from_row(
-    row: Sequence[Any], now: float, calls: tuple[CallRecord, ...], tape: tuple[str, ...]
-) -> ExecutionState:
-    (
-        execution_id,
-        code_mode_id,
-        code,
-        fingerprint,
-        status,
-        pause_ttl,
-        created_at,
-        updated_at,
-        passes,
-        owner,
-        lease_until,
-        expires_at,
-        finished_at,
-        result,
-    ) = row
-    abandoned = status == "running" and (
-        (lease_until is not None and now > lease_until)
-        or (owner is not None and owner_is_gone(owner))
-    )
-    return ExecutionState(
-        execution_id=execution_id,
-        code_mode_id=code_mode_id,
-        code=code,
-        fingerprint=fingerprint,
-        status=status,
-        pause_ttl=pause_ttl,
-        created_at=created_at,
-        updated_at=updated_at,
-        passes=passes,
-        owner=owner,
-        lease_until=lease_until,
-        expires_at=expires_at,
-        finished_at=finished_at,
-        result=None if result is None else json.loads(result),
-        abandoned=abandoned,
-        calls=calls,
-        tape=tape,
     )
