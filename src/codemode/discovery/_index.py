@@ -117,6 +117,7 @@ class LexicalIndex:
         self._by_key: dict[str, int] | None = None  # name or id -> tool (one-word queries)
         self._groups: set[str] | None = None
         self._name_words: list[tuple[str, ...]] | None = None  # prefix queries
+        self._name_terms: list[tuple[str, ...] | None] = [None] * n  # each name's distinct terms
 
     def search(self, query: str) -> list[Hit]:
         """Every tool that fits ``query``, best first (ties in catalog order)."""
@@ -171,8 +172,11 @@ class LexicalIndex:
             for term_related in related_seen:
                 said.update(term_related)
             w = self.ranking.name_weight
+            name_terms = self._name_terms
             for doc in scores:
-                name = tuple(dict.fromkeys(self.entries[doc].name_terms))
+                name = name_terms[doc]
+                if name is None:
+                    name = name_terms[doc] = tuple(dict.fromkeys(self.entries[doc].name_terms))
                 if name:
                     cover = sum(1 for t in name if t in said) / len(name)
                     scores[doc] = (1 - w) * scores[doc] + w * cover * scores[doc] ** 0.5
