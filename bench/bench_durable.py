@@ -85,19 +85,30 @@ def program(programs: dict[str, str]) -> str:
     return programs[LANGUAGE]
 
 
-def sandbox_cpu() -> float:
-    """Seconds on CPU of every thread of every Deno or Monty process we started, in nanoseconds
+def sandbox_cpu() -> dict[int, float]:
+    """Seconds on CPU of every thread of every Deno or Monty process we started, per process,
     from /proc/<pid>/task/<tid>/schedstat (``cpu_times`` ticks in 10 ms, too coarse here)."""
-    total = 0
+    found: dict[int, float] = {}
     for process in psutil.Process().children(recursive=True):
         try:
             if "deno" not in process.name() and "monty" not in process.name():
                 continue
+            total = 0
             for task in Path(f"/proc/{process.pid}/task").iterdir():
                 total += int((task / "schedstat").read_text().split()[0])
         except (psutil.Error, OSError):
             continue
-    return total / 1e9
+        found[process.pid] = total / 1e9
+    return found
+
+
+def cpu_spent(before: dict[int, float], after: dict[int, float]) -> float | None:
+    """CPU seconds the sandbox processes spent between two readings, or None when a process
+    ended in between (a pause ends the Monty worker that ran the program) and took its share
+    with it: it cannot be measured from outside."""
+    if any(pid not in after for pid in before):
+        return None
+    return sum(seconds - before.get(pid, 0.0) for pid, seconds in after.items())
 
 
 SETTLE_S = 0.1
@@ -120,14 +131,17 @@ class Meter:
         # realm for the next job, a write committing): each variant pays for its own.
         await asyncio.sleep(SETTLE_S)
         self.host.append((time.process_time() - host_before) * 1000)
-        self.sandbox.append((sandbox_cpu() - sandbox_before) * 1000)
+        spent = cpu_spent(sandbox_before, sandbox_cpu())
+        if spent is not None:
+            self.sandbox.append(spent * 1000)
         return result
 
-    def figures(self) -> dict[str, float]:
+    def figures(self) -> dict[str, float | None]:
         return {
             "wall_ms": round(statistics.median(self.wall), 2),
             "host_cpu_ms": round(statistics.median(self.host), 2),
-            "sandbox_cpu_ms": round(statistics.median(self.sandbox), 2),
+            # None: every run ended a sandbox process (see `cpu_spent`)
+            "sandbox_cpu_ms": round(statistics.median(self.sandbox), 2) if self.sandbox else None,
             "n": len(self.wall),
         }
 
@@ -143,8 +157,9 @@ def report(name: str, meters: dict[str, Meter]) -> None:
     for label, meter in others:
         b = meter.figures()
         ratio = {
-            key: round(b[key] / a[key], 2) if a[key] else None
+            key: round(x / y, 2) if x is not None and y else None
             for key in ("wall_ms", "host_cpu_ms", "sandbox_cpu_ms")
+            for x, y in [(b[key], a[key])]
         }
         line[label] = {**b, "ratio": ratio}
         shown = "  ".join(f"{k}={v}" for k, v in b.items())

@@ -10,6 +10,7 @@ import pytest
 from _catalogs import echo, real_catalog, server_tools
 from codemode import Tool, create_tool
 from codemode.discovery import Catalog, UnknownToolError, build_outline
+from codemode.discovery._index import Ranking
 from codemode.languages import get_language
 
 TS = get_language("typescript")
@@ -107,6 +108,69 @@ def test_a_name_prefix_lists_the_tools_it_begins(catalog: Catalog) -> None:
 def test_a_query_that_no_tool_serves_returns_nothing(catalog: Catalog, query: str) -> None:
     found = catalog.search(query)
     assert (found.matches, found.total, found.truncated) == ((), 0, False)
+
+
+def test_a_tool_that_shares_only_a_generic_verb_does_not_fit() -> None:
+    tools = {
+        "time_convert_time": make(
+            "time_convert_time", "Convert a time between timezones.", time={}, target_timezone={}
+        ),
+        "github_set_issue_fields": make(
+            "github_set_issue_fields", "Set the fields of an issue.", issue={}, fields={}
+        ),
+        "filesystem_write_file": make(
+            "filesystem_write_file", "Write text to a file, replacing it.", path={}, content={}
+        ),
+        "github_list_issues": make("github_list_issues", "List the issues of a repository."),
+    }
+    catalog = Catalog(tools, TS)
+    # The verb alone matches: the task is about something no tool handles.
+    for query in (
+        "convert these miles to kilometres",
+        "set a reminder for the dentist",
+        "write a poem about the sea",
+        "upload the holiday video",
+    ):
+        assert names(catalog, query) == [], query
+    # The same verbs with what the tools act on do fit.
+    assert names(catalog, "convert this time to another timezone")[:1] == ["time_convert_time"]
+    assert names(catalog, "set the fields of issue 7")[:1] == ["github_set_issue_fields"]
+    assert names(catalog, "write the notes to a file")[:1] == ["filesystem_write_file"]
+    # A query of generic words only still finds what they say.
+    assert names(catalog, "list all") == ["github_list_issues"]
+    # The rule can be switched off: then the verb's tool is the least bad answer.
+    loose = Catalog(tools, TS, ranking=Ranking(object_required=False))
+    assert names(loose, "convert these miles to kilometres") == ["time_convert_time"]
+
+
+def test_lazily_built_term_statistics_do_not_depend_on_query_order() -> None:
+    tools = real_catalog()
+    queries = ["create an issue on github", "list the open pull requests", "delete a pod"]
+    first = Catalog(tools, TS)
+    forward = [first.search(q, 5).to_json() for q in queries]
+    second = Catalog(tools, TS)
+    backward = [second.search(q, 5).to_json() for q in reversed(queries)]
+    assert forward == backward[::-1]
+
+
+def test_tools_with_the_same_text_score_alike_until_one_changes() -> None:
+    tools = {
+        f"{server}_create_issue": make(
+            f"{server}_create_issue", "Create an issue in a repository.", title={}, body={}
+        )
+        for server in ("alpha", "beta")
+    }
+    catalog = Catalog(tools, TS)
+    found = catalog.search("create an issue")
+    assert [m.name for m in found.matches] == ["alpha_create_issue", "beta_create_issue"]
+    assert found.matches[0].score == found.matches[1].score
+    tools["beta_create_issue"] = make(
+        "beta_create_issue", "Open a ticket in the help desk.", subject={}
+    )
+    found = catalog.search("create an issue in a repository")
+    assert [m.name for m in found.matches] == ["alpha_create_issue", "beta_create_issue"]
+    assert found.matches[0].score > found.matches[1].score
+    assert names(catalog, "help desk ticket") == ["beta_create_issue"]
 
 
 def test_bad_arguments_are_refused() -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from codemode.discovery import tokenize
-from codemode.discovery._tokenize import split_words, stem
+from codemode.discovery._tokenize import clear_caches, split_words, stem, text_terms
 
 
 @pytest.mark.parametrize(
@@ -34,6 +34,9 @@ def test_non_ascii_letters_are_kept_and_latin_accents_folded() -> None:
     assert split_words("Получить список файлов") == ["получить", "список", "файлов"]
     assert split_words("नमस्ते दुनिया") == ["नमस्ते", "दुनिया"]
     assert split_words("Ελληνικά") == ["ελληνικά"]  # accents of other scripts are letters
+    # underscores separate words in any script
+    assert split_words("crème_brûlée") == ["creme", "brulee"]
+    assert tokenize("café_au-lait naïve_été") == ["caf", "au", "lait", "naiv", "ete"]
 
 
 def test_scripts_without_spaces_become_character_pairs() -> None:
@@ -68,3 +71,16 @@ def test_function_words_and_lone_letters_are_dropped_and_abbreviations_written_o
     ]
     assert tokenize("what's in it") == []
     assert tokenize("k8s db dir") == ["kubernet", "databas", "directory"]
+
+
+def test_a_text_remembered_gives_the_same_terms_as_tokenizing_it() -> None:
+    texts = [
+        "Create a new issue in a GitHub repository (owner/repo).",
+        "naïve café_au-lait getHTTPResponse2 東京タワー हिन्दी भाषा",
+        "",
+    ]
+    for text in texts:
+        assert text_terms(text) == tuple(tokenize(text))
+        assert text_terms(text) is text_terms(text)  # one tuple per distinct text
+    clear_caches()
+    assert text_terms(texts[1]) == tuple(tokenize(texts[1]))

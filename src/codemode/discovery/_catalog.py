@@ -12,10 +12,11 @@ import re
 from collections import Counter
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any, Final
 
 from .._tools import Tool
-from ._tokenize import STOP_WORDS, split_words, stem, tokenize
+from ._tokenize import STOP_WORDS, split_words, stem, text_terms
 
 __all__ = ["CatalogEntry", "CatalogSnapshot", "catalog_signature", "summary"]
 
@@ -40,6 +41,8 @@ _ACTION_WORDS: Final = frozenset(
 # A leading word shared by at least this many tools is a group (when nothing names one).
 _MIN_GROUP_SIZE: Final = 3
 _SEPARATOR: Final = re.compile(r"[_\-.:/$]")
+# The keys of a schema node that lead to more parameters.
+_NESTING: Final = frozenset(("$ref", "anyOf", "oneOf", "allOf", "items", "properties"))
 
 
 @dataclass(frozen=True)
@@ -141,10 +144,10 @@ def _groups(tools: Mapping[str, Tool]) -> dict[str, str]:
 
 def _entry(name: str, tool: Tool, group: str | None) -> CatalogEntry:
     name_words = split_words(name)
-    group_words = split_words(group) if group else []
+    group_words = _group_words(group) if group else ()
     # The group's words lead an MCP tool's name (``github_create_issue``): they count once, as
     # the group, so that the name's own words decide among a server's tools.
-    if group_words and name_words[: len(group_words)] == group_words:
+    if group_words and tuple(name_words[: len(group_words)]) == group_words:
         name_words = name_words[len(group_words) :]
     tool_id_words = split_words(tool.id) if tool.id != name else []
     names, texts = _parameters(tool.input_schema)
@@ -154,11 +157,22 @@ def _entry(name: str, tool: Tool, group: str | None) -> CatalogEntry:
         description=tool.description or "",
         group=group,
         name_terms=_terms(name_words + [w for w in tool_id_words if w not in name_words]),
-        group_terms=_terms(group_words),
-        description_terms=tuple(tokenize(tool.description or "")),
-        param_name_terms=tuple(tokenize(" ".join(names))),
-        param_text_terms=tuple(tokenize(" ".join(texts))),
+        group_terms=_group_terms(group) if group else (),
+        description_terms=text_terms(tool.description or ""),
+        param_name_terms=text_terms(" ".join(names)),
+        param_text_terms=text_terms(" ".join(texts)),
     )
+
+
+@lru_cache(maxsize=4096)
+def _group_words(group: str) -> tuple[str, ...]:
+    return tuple(split_words(group))
+
+
+@lru_cache(maxsize=4096)
+def _group_terms(group: str) -> tuple[str, ...]:
+    """One tuple per group: the index counts a field shared by many tools once."""
+    return _terms(split_words(group))
 
 
 def _terms(words: list[str]) -> tuple[str, ...]:
@@ -175,7 +189,7 @@ def _parameters(schema: Any) -> tuple[list[str], list[str]]:
     seen_refs: set[str] = set()
 
     def visit(node: Any, depth: int) -> None:
-        if depth > _MAX_PARAM_DEPTH or len(names) > _MAX_PARAMS:
+        if depth > _MAX_PARAM_DEPTH or len(names) > _MAX_PARAMS or _NESTING.isdisjoint(node):
             return
         ref = node.get("$ref")
         if isinstance(ref, str) and ref.startswith("#/") and ref not in seen_refs:
@@ -207,7 +221,8 @@ def _parameters(schema: Any) -> tuple[list[str], list[str]]:
                 enum = sub.get("enum")
                 if enum is not None and isinstance(enum, list):
                     texts.extend(str(v) for v in enum[:_MAX_ENUM_VALUES] if isinstance(v, str))
-                visit(sub, depth + 1)
+                if not _NESTING.isdisjoint(sub):  # most properties are leaves: skip the call
+                    visit(sub, depth + 1)
 
     visit(root, 0)
     return names, texts

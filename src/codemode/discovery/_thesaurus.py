@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Final
 
-__all__ = ["ABBREVIATIONS", "RELATED_WORDS"]
+__all__ = ["ABBREVIATIONS", "GENERIC_WORDS", "RELATED_WORDS"]
 
 ABBREVIATIONS: Final[dict[str, tuple[str, ...]]] = {
     "pr": ("pull", "request"),
@@ -107,3 +107,16 @@ def _related() -> dict[str, frozenset[str]]:
 
 #: word -> the words used for the same thing (unstemmed, lowercase).
 RELATED_WORDS: Final[dict[str, frozenset[str]]] = _related()
+
+
+#: Words that say what to do, or which ones, but not what the task is about: the verbs that
+#: tools of every kind perform (get, set, write, convert, upload) and generic modifiers. A
+#: tool that shares only these with a query does that to something else ("set an alarm" is
+#: not ``set_issue_fields``), so a query that names anything more needs a tool that matches it.
+GENERIC_WORDS: Final = frozenset(
+    """add append apply change check clear close convert copy count create delete describe
+    display download edit export fetch find generate get give import insert list load look
+    make modify move need new open post put read remove rename replace retrieve run save
+    search see send set show start stop submit transfer update upload use view want write
+    all current latest recent first last old many much""".split()  # noqa: SIM905
+)
