@@ -83,15 +83,21 @@ class Host(asyncio.Protocol):
                 elif self.finished is not None:
                     self.finished.set_result(None)
                 continue
+            if line[:1] == b"C":  # a call: C<id> <tool index> <input>; the reply: R<id> <value>
+                head, _, rest = line.partition(b" ")
+                value = rest.partition(b" ")[2]
+                answer = json.dumps(json.loads(value)).encode()
+                self.transport.write(b"R%b %b\n" % (head[1:], answer))
+                continue
             message = json.loads(line)
-            if message["t"] == "call":
+            if message["t"] == "call":  # the protocol before the rings (--runner of an old copy)
                 reply = {"t": "ret", "c": message["c"], "ok": True, "v": json.loads(message["a"])}
                 self.transport.write(json.dumps(reply).encode() + b"\n")
             else:
                 self.messages.put_nowait(message)
 
 
-async def measure(row: str, calls: int, prefix: list[str]) -> dict[str, float]:
+async def measure(row: str, calls: int, prefix: list[str], runner: Path) -> dict[str, float]:
     workdir = tempfile.mkdtemp(prefix="codemode-bench-")
     socket_path = os.path.join(workdir, "host.sock")
     loop = asyncio.get_running_loop()
@@ -99,8 +105,8 @@ async def measure(row: str, calls: int, prefix: list[str]) -> dict[str, float]:
     server = await loop.create_unix_server(lambda: host, socket_path)
     if row == "runner":
         config = deno_module._ProcessConfig(256, 512, False, deno_module._private_deno_dir())
-        args = [*deno_module._deno_flags(config, socket_path), str(deno_module.RUNNER)]
-        env = deno_module._environment(config, socket_path)
+        args = [*deno_module._deno_flags(config, socket_path), str(runner)]
+        env = deno_module._environment(config, socket_path, workdir)
     else:
         script = Path(workdir, "ping_pong.js")
         script.write_text(PING_PONG)
@@ -164,11 +170,18 @@ async def main(argv: list[str]) -> None:
     )
     parser.add_argument("--calls", type=int, default=20_000)
     parser.add_argument("--callgrind", action="store_true", help="count Deno's instructions")
+    parser.add_argument(
+        "--runner",
+        type=Path,
+        default=deno_module.RUNNER,
+        help="another runner.ts (e.g. an old copy)",
+    )
+    parser.add_argument("--rows", nargs="*", default=["socket", "worker", "runner"])
     args = parser.parse_args(argv)
     print(f"one round trip, {psutil.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}")
-    for row in ["socket", "worker", "runner"]:
+    for row in args.rows:
         if not args.callgrind:
-            figures = await measure(row, args.calls, [])
+            figures = await measure(row, args.calls, [], args.runner)
         else:
             # Instructions for `calls` round trips, less those of a run with one (start-up).
             totals = []
@@ -176,7 +189,7 @@ async def main(argv: list[str]) -> None:
                 with tempfile.NamedTemporaryFile(suffix=".callgrind") as out:
                     prefix = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out.name}"]
                     prefix += ["--smc-check=all-non-file", "--quiet"]
-                    await measure(row, calls, prefix)
+                    await measure(row, calls, prefix, args.runner)
                     totals.append(callgrind_total(out.name))
             figures = {"deno_instructions": round((totals[1] - totals[0]) / 1000)}
         print(f"BENCH {json.dumps({'figure': f'round trip, {row}', **figures})}")

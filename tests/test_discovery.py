@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from _catalogs import real_catalog, server_tools
-from _helpers import LANGUAGES, Lang, Matches, run, sandbox_for
+from _helpers import LANGUAGES, Lang, Matches, channel_program, run, sandbox_for
 from codemode import (
     CodeModeTool,
     DenoSandbox,
@@ -430,25 +430,23 @@ async def test_without_discovery_programs_have_no_codemode_and_cannot_reach_sear
     )
     if lang.name == "python":
         return  # a Python program cannot name the reserved calls, nor send a message
-    # a program that forges the reserved call name is refused by the runner
-    forged = await run(
-        code_tool,
-        """
-        return await new Promise((resolve) => {
-          const previous = (globalThis as any).onmessage;
-          (globalThis as any).onmessage = (event: MessageEvent) => {
-            if (event.data.t === "ret" && event.data.c === 999) resolve(event.data.e);
-            else previous(event);
-          };
-          const call = { t: "call", c: 999, n: "codemode:search", a: '{"query":"x"}' };
-          (globalThis as any).postMessage(call);
-        });
-        """,
-    )
-    assert forged["result"] == {
-        "name": "ReferenceError",
-        "message": "external_codemode:search is not defined",
-    }
+    # Calls cross as numbers in the job's list of tools, which holds no reserved names without
+    # discovery: a program that forges a call past the list's end (given its channel to the
+    # runner, as if it had found it) is refused.
+    count = len(server_tools("git"))
+    lang.sandbox._expose_channel = True  # type: ignore[attr-defined]
+    try:
+        forged = await run(
+            code_tool,
+            channel_program(
+                f'self.postMessage(call(1e6, {count}, \'{{"query":"x"}}\')); '
+                "return await answer(1e6)"
+            ),
+        )
+    finally:
+        lang.sandbox._expose_channel = False  # type: ignore[attr-defined]
+    message = f"There is no tool number {count}: the call was forged."
+    assert forged["result"] == ["E", {"name": "ReferenceError", "message": message}]
 
 
 # -- as tools and from Python ------------------------------------------------------------------

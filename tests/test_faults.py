@@ -283,26 +283,13 @@ FAULTY_RUNNERS = {
     ),
     # Both in one write, so they are in the host's buffer together, whatever the load.
     "too-many-calls-at-once": (
-        'await send(\'{"t":"call","c":1,"n":"echo","a":"{}"}\\n'
-        '{"t":"call","c":2,"n":"echo","a":"{}"}\\n\');',
+        "await send('C1 0 {}\\nC2 0 {}\\n');",
         failed("ProtocolError", "The sandbox broke the tool-call limits it was given"),
     ),
-    # The host checks names again: a runner asking for a tool outside the job gets an error.
+    # The host checks names again: a runner asking for a tool outside the job is broken.
     "calls-another-tool": (
-        'await send(\'{"t":"call","c":1,"n":"secret","a":"{}"}\\n\'); const reply = await read(); '
-        'await send(JSON.stringify({ t: "done", ok: true, r: JSON.stringify(JSON.parse(reply)) '
-        '}) + "\\n"); '
-        "Deno.exit(0);  // no next realm: this stand-in serves one job",
-        {
-            "success": True,
-            "result": {
-                "t": "ret",
-                "c": 1,
-                "ok": False,
-                "e": {"message": "external_secret is not defined", "name": "ReferenceError"},
-            },
-            "logs": [],
-        },
+        "await send('C1 7 {}\\n');",
+        failed("ProtocolError", "The sandbox called tool number 7; the job has 6 tools"),
     ),
 }
 

@@ -124,12 +124,18 @@ class Bridge:
         approval = Approval(approve, request_context, can_defer=journal is not None)
         layers: list[Layer] = [] if journal is None else [journal.replay]
         layers.append(_allow_list)
-        if tracing():
+        traced = tracing()
+        if traced:
             layers.append(_trace(code_mode_id))
         layers += [_validation(input_hint), approval]
         if journal is not None:
             layers.append(journal.record)
         self._handle = _compose(layers, self._execute)
+        self._input_hint = input_hint
+        # The common call, to a tool that needs no approval in an execution without a journal
+        # or tracing, takes a fused path with the same checks (see `_start_direct`).
+        self._direct = journal is None and not traced
+        self._contexts: dict[str, ToolContext] = {}  # per tool: the same for each direct call
 
     # ExecutionHost -------------------------------------------------------------------------
     def log(self, text: str) -> None:
@@ -139,7 +145,11 @@ class Bridge:
         self, name: str, args_json: str | None, reply: Callable[[ToolReply], None]
     ) -> None:
         self.tool_calls += 1
-        site = CallSite(name, args_json, self._tools.get(name))
+        tool = self._tools.get(name)
+        if self._direct and tool is not None and tool.require_approval is False:
+            self._start_direct(tool, name, args_json, reply)
+            return
+        site = CallSite(name, args_json, tool)
         if self._journal is not None:
             self._journal.arrived(site)
         # Each call sees the caller's context variables, as a task started by the caller would.
@@ -154,6 +164,45 @@ class Bridge:
         )
         if not task.done():
             self._tasks.add(task)
+
+    def _start_direct(
+        self, tool: Tool, name: str, args_json: str | None, reply: Callable[[ToolReply], None]
+    ) -> None:
+        """The layers fused: the allow-list (``tool`` is in it), validation, approval (none
+        needed), the run. One coroutine instead of a chain of them, and the input checked before
+        any task starts: a third less of the host's work per call."""
+        context = self._context.copy()
+        checked = context.run(check_input, tool, name, args_json, self._input_hint)
+        if isinstance(checked, ToolReply):
+            reply(checked)
+            return
+        task = asyncio.Task(
+            self._run_direct(tool, checked, reply),
+            loop=asyncio.get_running_loop(),
+            context=context,
+            name=name,  # what `aclose` reports if the program ends without awaiting the call
+            **_EAGER,
+        )
+        if not task.done():
+            self._tasks.add(task)
+
+    async def _run_direct(
+        self, tool: Tool, validated: Any, reply: Callable[[ToolReply], None]
+    ) -> None:
+        try:
+            context = self._contexts.get(tool.id)
+            if context is None:
+                context = ToolContext(self._request_context, tool.id, self._code_mode_id)
+                self._contexts[tool.id] = context
+            try:
+                answer = ToolReply(True, value=await tool.run(validated, context))
+            except Exception as exc:  # every tool failure reaches the program as an Error
+                answer = failure(exc)
+        finally:
+            task = asyncio.current_task()
+            if task is not None:
+                self._tasks.discard(task)
+        reply(answer)
 
     # DurableHost: the worker's journal goes to the execution's journal ----------------------
     def record(self, journal: Any) -> None:
@@ -249,27 +298,35 @@ def _trace(code_mode_id: str) -> Layer:
 def _validation(input_hint: Callable[[str], str] | None) -> Layer:
     async def validate(site: CallSite, next: Next) -> ToolReply | None:
         assert site.tool is not None
-        try:
-            raw = {} if site.args_json is None else loads(site.args_json)
-        except ValueError:  # the runner relays the text as the program sent it: maybe forged
-            return ToolReply(
-                False,
-                error_message=f"The input of tool {site.tool.id} is not JSON.",
-                error_name="TypeError",
-            )
-        try:
-            site.input = site.tool.validate_input(raw)
-        except ToolValidationError as exc:
-            if input_hint is not None:
-                # The expected input in one line, so the model can fix the call without
-                # looking back at its instructions.
-                exc = ToolValidationError(f"{exc}\nExpected: {input_hint(site.name)}")
-            return failure(exc)
-        except Exception as exc:
-            return failure(exc)
+        checked = check_input(site.tool, site.name, site.args_json, input_hint)
+        if isinstance(checked, ToolReply):
+            return checked
+        site.input = checked
         return await next(site)
 
     return validate
+
+
+def check_input(
+    tool: Tool, name: str, args_json: str | None, input_hint: Callable[[str], str] | None
+) -> Any:
+    """The validated input of a call, or the ``ToolReply`` that refuses it."""
+    try:
+        raw = {} if args_json is None else loads(args_json)
+    except ValueError:  # the runner relays the text as the program sent it: maybe forged
+        return ToolReply(
+            False, error_message=f"The input of tool {tool.id} is not JSON.", error_name="TypeError"
+        )
+    try:
+        return tool.validate_input(raw)
+    except ToolValidationError as exc:
+        if input_hint is not None:
+            # The expected input in one line, so the model can fix the call without looking
+            # back at its instructions.
+            exc = ToolValidationError(f"{exc}\nExpected: {input_hint(name)}")
+        return failure(exc)
+    except Exception as exc:
+        return failure(exc)
 
 
 class Approval:

@@ -8,7 +8,7 @@ from typing import Any
 
 import pydantic_core
 
-__all__ = ["dumps_line", "loads"]
+__all__ = ["dumps", "dumps_line", "loads"]
 
 
 def loads(data: bytes | str) -> Any:
@@ -20,14 +20,18 @@ def loads(data: bytes | str) -> Any:
         return json.loads(data)
 
 
-def dumps_line(message: Any) -> bytes:
-    """One line of JSON. Raises ``ValueError`` for NaN and Infinity (JavaScript cannot parse
+def dumps(value: Any) -> bytes:
+    """JSON text as bytes. Raises ``ValueError`` for NaN and Infinity (JavaScript cannot parse
     them); the bytes are looked at again only when they might hold one."""
     try:
-        data = pydantic_core.to_json(message)
+        data = pydantic_core.to_json(value)
     except pydantic_core.PydanticSerializationError:  # e.g. a lone surrogate
-        data = json.dumps(message, separators=(",", ":"), allow_nan=False).encode()
-    else:
-        if b"NaN" in data or b"Infinity" in data:  # maybe only inside a string: check
-            data = json.dumps(message, separators=(",", ":"), allow_nan=False).encode()
-    return data + b"\n"
+        return json.dumps(value, separators=(",", ":"), allow_nan=False).encode()
+    if b"NaN" in data or b"Infinity" in data:  # maybe only inside a string: check
+        return json.dumps(value, separators=(",", ":"), allow_nan=False).encode()
+    return data
+
+
+def dumps_line(message: Any) -> bytes:
+    """One line of JSON (``dumps`` and a newline)."""
+    return dumps(message) + b"\n"

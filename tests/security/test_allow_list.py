@@ -1,10 +1,12 @@
 """Calling tools outside the allow-list, reaching another code mode's tools, and skipping the
 host's validation or approval. The worker defines only its own code mode's ``external_*``
-functions, the runner refuses any other name, and the bridge looks names up again."""
+functions; a call crosses as a number in the job's list of tools, which the runner and the host
+both check, and the bridge looks the name up again."""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -21,9 +23,18 @@ from _support import (
 )
 from pydantic import BaseModel
 
+from _helpers import channel_program
 from codemode import CodeModeTool, DenoSandbox, Tool, create_code_mode, create_tool
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def exposed(sandbox: DenoSandbox) -> Iterator[None]:
+    """Programs get their channel (``__codemodeChannel``) to read the runner's answers."""
+    sandbox._expose_channel = True  # type: ignore[misc]
+    yield
+    sandbox._expose_channel = False  # type: ignore[misc]
 
 
 class Count(BaseModel):
@@ -56,19 +67,18 @@ def guarded_code_tool(sandbox: DenoSandbox, echo_tool: Tool, recorder: Recorder)
     return create_code_mode(tools=tools, sandbox=sandbox).tool
 
 
-def forged(name: str) -> str:
-    """A program that asks the runner for tool ``name`` directly and returns the answer."""
-    return f"""
-        const answer = new Promise(r => self.addEventListener("message", e => {{
-          if (e.data.c === 1e9) r(e.data.e)
-        }}))
-        self.postMessage({{ t: "call", c: 1e9, n: {name!r}, a: "{{}}" }})
-        return await answer
-    """
+def forged(index: int, input_json: str) -> str:
+    """A program that posts a call record for tool number ``index`` of its job (echo, guarded,
+    strict) straight to the runner, and returns the runner's answer from its channel. Only an
+    index crosses, never a name: the runner and the host look it up in the job's own list."""
+    return channel_program(
+        f"self.postMessage(call(1e6, {index}, {input_json!r})); return await answer(1e6)"
+    )
 
 
-def unknown(name: str) -> dict[str, Any]:
-    return succeeded({"name": "ReferenceError", "message": f"external_{name} is not defined"})
+def unknown(index: int) -> dict[str, Any]:
+    message = f"There is no tool number {index}: the call was forged."
+    return succeeded(["E", {"name": "ReferenceError", "message": message}])
 
 
 ATTACKS = [
@@ -93,14 +103,8 @@ ATTACKS = [
         'Object.defineProperty(globalThis, "external_echo", { value: () => 1 }); return 1',
         failed("Cannot redefine property: external_echo", "TypeError"),
     ),
-    Attack("forged-other-code-mode-tool", forged("secret"), unknown("secret")),
-    Attack("forged-proto", forged("__proto__"), unknown("__proto__")),
-    Attack("forged-constructor", forged("constructor"), unknown("constructor")),
-    Attack("forged-to-string", forged("toString"), unknown("toString")),
-    Attack("forged-empty-name", forged(""), unknown("")),
-    Attack("forged-path-name", forged("../secret"), unknown("../secret")),
-    Attack("forged-padded-name", forged("echo "), unknown("echo ")),
-    Attack("forged-tool-id-case", forged("Echo"), unknown("Echo")),
+    Attack("forged-tool-past-the-end", forged(3, "{}"), unknown(3)),
+    Attack("forged-tool-max-index", forged(2**32 - 1, "{}"), unknown(2**32 - 1)),
     Attack(
         "skip-approval",
         "return await external_guarded({})",
@@ -117,21 +121,31 @@ ATTACKS = [
         ),
     ),
     Attack(
-        "skip-validation-forged",
-        """
-        const answer = new Promise(r => self.addEventListener("message", e => {
-          if (e.data.c === 1e9) r(e.data.e)
-        }))
-        self.postMessage({ t: "call", c: 1e9, n: "strict", a: '"not an object"' })
-        return await answer
-        """,
+        "skip-approval-forged",
+        forged(1, "{}"),
         succeeded(
-            {
-                "name": "ValidationError",
-                "message": "Tool input validation failed for strict:\n"
-                "- (root): Input should be a valid dictionary or instance of Count\n"
-                "Expected: external_strict(input: { n: number; })",
-            }
+            [
+                "E",
+                {
+                    "name": "ApprovalDeniedError",
+                    "message": "Tool guarded requires approval and was not approved",
+                },
+            ]
+        ),
+    ),
+    Attack(
+        "skip-validation-forged",
+        forged(2, '"not an object"'),
+        succeeded(
+            [
+                "E",
+                {
+                    "name": "ValidationError",
+                    "message": "Tool input validation failed for strict:\n"
+                    "- (root): Input should be a valid dictionary or instance of Count\n"
+                    "Expected: external_strict(input: { n: number; })",
+                },
+            ]
         ),
     ),
 ]

@@ -20,6 +20,13 @@ TIMED_OUT = failed(
 )
 
 ATTACKS = [
+    # Replies come back through the execution's channel: without the message handler, calls
+    # still settle.
+    Attack(
+        "drop-message-handler",
+        "self.onmessage = null; return [await external_echo({ a: 1 })]",
+        succeeded([{"a": 1}]),
+    ),
     # The runner reads plain own properties of structured clones, in its own realm.
     Attack(
         "pollute-object-prototype",
@@ -84,6 +91,66 @@ ATTACKS = [
     ),
 ]
 
+# Hunting for the execution's channel buffer through everything the bootstrap might touch with
+# it: typed-array accessors and methods, constructors' hasInstance, Atomics, Object.prototype
+# and Array.prototype setters, messages. Sequential calls, a Promise.all, a reply too large
+# for the ring (it goes by message, behind a barrier) and log lines all cross meanwhile; no
+# patched function ever sees a SharedArrayBuffer, and every call gets its own reply.
+HUNT_CHANNEL = """
+const found = []
+const isShared = (x) => x instanceof SharedArrayBuffer ||
+  (ArrayBuffer.isView(x) && bufferOf.call(x) instanceof SharedArrayBuffer)
+const TA = Object.getPrototypeOf(Uint8Array.prototype)
+const bufferOf = Object.getOwnPropertyDescriptor(TA, "buffer").get
+let busy = false // isShared itself goes through the patched functions
+const check = (where, ...xs) => {
+  if (busy) return
+  busy = true
+  try { for (const x of xs) if (isShared(x)) found.push(where) } finally { busy = false }
+}
+const hasInstance = Function.prototype[Symbol.hasInstance]
+for (const key of ["buffer", "length", "byteOffset", "byteLength"]) {
+  const get = Object.getOwnPropertyDescriptor(TA, key).get
+  Object.defineProperty(TA, key, { get() { check(key, this); return get.call(this) } })
+}
+for (const key of ["set", "subarray", "slice", "fill", "indexOf"]) {
+  const f = TA[key]
+  TA[key] = function (...a) { check(key, this, ...a); return f.apply(this, a) }
+}
+for (const C of [Uint8Array, Int32Array, ArrayBuffer, SharedArrayBuffer, Array, Object]) {
+  Object.defineProperty(C, Symbol.hasInstance, {
+    value(x) { check("hasInstance", x); return hasInstance.call(this, x) },
+  })
+}
+for (const key of ["load", "store", "notify", "waitAsync", "wait", "add", "exchange"]) {
+  const f = Atomics[key]
+  Atomics[key] = (...a) => { check(key, ...a); return f(...a) }
+}
+for (const key of ["channel", "buffer", "i32", "bytes", "ring", "v", "e"]) {
+  Object.defineProperty(Object.prototype, key, {
+    set(v) { check("set " + key, v); Object.defineProperty(this, key, { value: v, writable: true,
+      enumerable: true, configurable: true }) },
+    configurable: true,
+  })
+}
+for (const key of ["0", "1", "2"]) {
+  Object.defineProperty(Array.prototype, key, {
+    set(v) { check("index", v); Object.defineProperty(this, key, { value: v, writable: true,
+      enumerable: true, configurable: true }) },
+    configurable: true,
+  })
+}
+const decode = TextDecoder.prototype.decode
+TextDecoder.prototype.decode = function (b) { check("decode", b); return decode.call(this, b) }
+self.addEventListener("message", (e) => check("message", e.data))
+const results = []
+for (let i = 0; i < 5; i++) results.push((await external_echo({ i })).i)
+const all = await Promise.all(Array.from({ length: 20 }, (_, i) => external_echo({ i })))
+const big = await external_echo({ big: "x".repeat(100_000) })
+console.log("logged")
+return [found, results.join(), all.map((r) => r.i).join(), big.big.length]
+"""
+
 # What the next execution sees: built-ins as Deno made them.
 PRISTINE_CODE = """
 return [
@@ -98,6 +165,12 @@ PRISTINE = succeeded(
 )
 
 
+async def test_patched_built_ins_never_reach_the_channel(code_tool: CodeModeTool) -> None:
+    expected = [[], "0,1,2,3,4", ",".join(str(i) for i in range(20)), 100_000]
+    assert await run(code_tool, HUNT_CHANNEL) == succeeded(expected, logs=["logged"])
+    assert await run(code_tool, PRISTINE_CODE) == PRISTINE
+
+
 @pytest.mark.parametrize("attack", params(ATTACKS))
 async def test_patched_built_ins_stay_in_their_realm(
     code_tool: CodeModeTool, attack: Attack
@@ -109,7 +182,6 @@ async def test_patched_built_ins_stay_in_their_realm(
 SELF_STALLING = {
     # The bootstrap's own call table: its program's calls never settle.
     "break-map": "Map.prototype.get = () => undefined; return await external_echo({ m: 1 })",
-    "drop-message-handler": "self.onmessage = null; return await external_echo({ a: 1 })",
 }
 
 

@@ -1,14 +1,17 @@
 """Forging protocol messages, and reading or consuming the host's replies.
 
-The program's only channel is ``postMessage`` to the trusted runner, which treats everything
-as untrusted data: it assigns the call ids the host sees, checks tool names and sizes, and
-ignores anything that is not a call, a log line or the program's own end. A program can
-therefore only lie about itself: forging its own result is the same as returning it.
+The program's channels to the trusted runner are ``postMessage`` and its execution's buffer
+(test_channel.py), and the runner treats everything on them as untrusted data: it assigns the
+call ids the host sees, checks tool numbers and sizes, and ignores anything that is not a call,
+a log line or the program's own end. A program can therefore only lie about itself: forging its
+own result is the same as returning it. Here programs get their buffer (``expose_channel``) to
+read the runner's answers to forged calls.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
 
 import pytest
 from _support import (
@@ -23,26 +26,32 @@ from _support import (
     succeeded,
 )
 
-from codemode import CodeModeTool
+from _helpers import channel_program
+from codemode import CodeModeTool, DenoSandbox
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def exposed(sandbox: DenoSandbox) -> Iterator[None]:
+    sandbox._expose_channel = True  # type: ignore[misc]
+    yield
+    sandbox._expose_channel = False  # type: ignore[misc]
+
 
 WAIT = "await new Promise(r => setTimeout(r, 100));"
 
 
-def forged_call(message: str) -> str:
-    """A program that posts a raw call message and returns the runner's answer to it."""
-    return f"""
-        const answer = new Promise(r => self.addEventListener("message", e => {{
-          if (e.data.c === 1e9) r(e.data)
-        }}))
-        self.postMessage({message})
-        return await answer
-    """
+def forged_call(index: int, input_js: str) -> str:
+    """A program that posts a call record (tool ``index``, input JSON text ``input_js``, a
+    JavaScript expression) and returns the runner's answer to it from its channel."""
+    return channel_program(
+        f"self.postMessage(call(1e6, {index}, {input_js})); return await answer(1e6)"
+    )
 
 
 def refused(name: str, message: str) -> dict[str, object]:
-    return succeeded({"t": "ret", "c": 1e9, "ok": False, "e": {"name": name, "message": message}})
+    return succeeded(["E", {"name": name, "message": message}])
 
 
 TRUNCATED = "[logs truncated: over the limit of 1000000 bytes]"
@@ -100,24 +109,22 @@ ATTACKS = [
     ),
     Attack(
         "forged-call-unknown-tool",
-        forged_call('{ t: "call", c: 1e9, n: "secret", a: "{}" }'),
-        refused("ReferenceError", "external_secret is not defined"),
+        forged_call(1, '"{}"'),
+        refused("ReferenceError", "There is no tool number 1: the call was forged."),
     ),
     Attack(
-        "forged-call-args-not-text",
-        forged_call('{ t: "call", c: 1e9, n: "echo", a: { x: 1 } }'),
+        "forged-call-args-newline",
+        forged_call(0, '"{\\n}"'),
         refused("TypeError", "The input of external_echo is not JSON."),
     ),
     Attack(
         "forged-call-args-not-json",
-        forged_call('{ t: "call", c: 1e9, n: "echo", a: "{not json" }'),
+        forged_call(0, '"{not json"'),
         refused("TypeError", "The input of tool echo is not JSON."),
     ),
     Attack(
         "forged-call-args-too-large",
-        forged_call(
-            '{ t: "call", c: 1e9, n: "echo", a: JSON.stringify({ x: "y".repeat(10_000_000) }) }'
-        ),
+        forged_call(0, 'JSON.stringify({ x: "y".repeat(10_000_000) })'),
         refused(
             "TypeError", "The input of external_echo is 10000008 bytes, over the limit of 10000000."
         ),
@@ -129,10 +136,11 @@ ATTACKS = [
         "external_echo({ real: true })",
         succeeded({"real": True}),
     ),
-    # Log lines posted directly skip the worker's own count; the runner counts again.
+    # Log records posted directly skip the worker's own count; the runner counts again.
     Attack(
         "forged-log-flood",
-        'for (let i = 0; i < 2000; i++) self.postMessage({ t: "log", m: "x".repeat(1000) }); '
+        "const line = new Uint8Array(1001).fill(120); line[0] = 76; "
+        "for (let i = 0; i < 2000; i++) self.postMessage(line); "
         f"{WAIT} return 1",
         succeeded(1, logs=["x" * 1000] * 939 + [TRUNCATED]),  # 1064 bytes a line
     ),
@@ -157,26 +165,38 @@ async def test_a_program_sees_only_its_own_replies(
         self.addEventListener("message", e => seen.push(e.data))
         await Promise.all(Array.from({ length: 20 }, (_, i) => external_%s({ tag: "%s", i })))
         await new Promise(r => setTimeout(r, 50))
-        // replies read together arrive as one "rets" message
-        return seen.flatMap(m => m.t === "rets" ? m.l : [m]).map(m => [m.t, m.ok, m.v?.tag ?? m.v])
+        // every reply in the channel's down ring, and any that came by message
+        const replies = []
+        const tail = Atomics.load(i32, DOWN_TAIL)
+        for (let at = 0; at < tail;) {
+          const length = getU32(u8, DOWN_DATA + at)
+          const record = u8.slice(DOWN_DATA + at + 4, DOWN_DATA + at + 4 + length)
+          const value = JSON.parse(new TextDecoder().decode(record.slice(5)))
+          replies.push([String.fromCharCode(record[0]), value.tag ?? value])
+          at += 4 + length
+        }
+        return [replies, seen.length]
     """
     for _ in range(3):
         mine, theirs = await asyncio.gather(
-            run(code_tool, program % ("echo", "A")),
-            run(other_code_tool, program % ("secret", "B")),
+            run(code_tool, channel_program(program % ("echo", "A"))),
+            run(other_code_tool, channel_program(program % ("secret", "B"))),
         )
-        assert mine == succeeded([["ret", True, "A"]] * 20)
-        assert theirs == succeeded([["ret", True, "the secret"]] * 20)
+        assert mine == succeeded([[["R", "A"]] * 20, 0])
+        assert theirs == succeeded([[["R", "the secret"]] * 20, 0])
     assert await run(code_tool, HEALTHY_CODE) == HEALTHY
 
 
 async def test_consuming_its_own_replies_only_stalls_itself(
     quick_code_tool: CodeModeTool, code_tool: CodeModeTool
 ) -> None:
-    """Without the bootstrap's message handler a program's calls never settle: it times out,
+    """Without the bootstrap's table of calls a program's calls never settle: it times out,
     while an execution beside it is untouched."""
     stalled, beside = await asyncio.gather(
-        run(quick_code_tool, "self.onmessage = null; return await external_echo({ a: 1 })"),
+        run(
+            quick_code_tool,
+            "Map.prototype.get = () => undefined; return await external_echo({ a: 1 })",
+        ),
         run(
             code_tool,
             "await new Promise(r => setTimeout(r, 300)); return await external_echo({ b: 2 })",

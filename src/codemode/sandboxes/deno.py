@@ -28,7 +28,7 @@ from typing import Any, cast
 
 import psutil
 
-from .._json import dumps_line, loads
+from .._json import dumps, dumps_line, loads
 from .._result import CodeModeError
 from ._base import DurableHost, ExecutionHost, Job, Outcome, Sandbox, SandboxError, ToolReply
 from ._channel import RunnerChannel
@@ -304,8 +304,11 @@ class _DenoProcess:
         tail = self.stderr_tail.decode("utf-8", "replace").strip()
         return f"{how}" + (f"; it said: {tail[-1000:]}" if tail else "")
 
-    async def execute(self, job: Job, host: ExecutionHost, memory_mb: int) -> Outcome:
+    async def execute(
+        self, job: Job, host: ExecutionHost, memory_mb: int, *, expose_channel: bool = False
+    ) -> Outcome:
         """Run one job; the caller kills the process if this raises or is cancelled.
+        ``expose_channel`` (tests only) hands the program the buffer of its channel.
 
         Lines are handled as they arrive (``on_line``, in the loop iteration that read them):
         a tool call starts at once, and its reply is written the moment it is known.
@@ -330,7 +333,31 @@ class _DenoProcess:
                 "maxWorkers": limits.max_workers,
             },
         }
-        write = channel.write
+        if expose_channel:
+            message["exposeChannel"] = True
+        # Replies to concurrent calls that are known in one loop iteration (a Promise.all) go
+        # in one write: one system call, and one wake-up of the runner, for all of them. A
+        # reply with no other call in flight (a sequential loop) is written at once.
+        batch: list[bytes] = []
+        loop = asyncio.get_running_loop()
+
+        def flush() -> None:
+            if batch:
+                channel.write(b"".join(batch))
+                batch.clear()
+
+        def write(data: bytes) -> None:
+            if in_flight == 0:
+                if batch:
+                    batch.append(data)
+                    flush()
+                else:
+                    channel.write(data)
+                return
+            if not batch:
+                loop.call_soon(flush)
+            batch.append(data)
+
         durable: DurableHost | None = None
         ended = False
         if job.durable is not None:  # the worker records (and first replays) its journal
@@ -339,58 +366,73 @@ class _DenoProcess:
 
             def control(message: dict[str, Any]) -> None:
                 # Probes and stops are for this execution only: once it has ended, the
-                # process may be running the next one.
+                # process may be running the next one. A probe follows the replies before it.
                 if not ended:
-                    write(dumps_line(message))
+                    flush()
+                    channel.write(dumps_line(message))
 
             durable.attach(control)
         finished: asyncio.Future[Outcome | None] = asyncio.get_running_loop().create_future()
         in_flight = 0
         calls = 0
         start_call = host.start_call
+        tools = tuple(job.tools)
 
         def reply_to(call_id: int) -> Any:
+            # Replies are R<call id> <value JSON> or E<call id> <{message, name} JSON>: the
+            # runner hands the JSON to the worker without parsing it.
             def reply(outcome: ToolReply) -> None:
                 nonlocal in_flight
                 in_flight -= 1
                 if outcome.ok:
-                    msg: dict[str, Any] = {"t": "ret", "c": call_id, "ok": True, "v": outcome.value}
+                    try:
+                        data = b"R%d %b\n" % (call_id, dumps(outcome.value))
+                    except ValueError as exc:  # NaN or Infinity: the runner could not parse it
+                        error = {
+                            "message": f"The tool returned a value that is not JSON ({exc}).",
+                            "name": "ValidationError",
+                        }
+                        data = b"E%d %b\n" % (call_id, dumps(error))
                 else:
                     error = {"message": outcome.error_message, "name": outcome.error_name}
-                    msg = {"t": "ret", "c": call_id, "ok": False, "e": error}
-                try:
-                    data = dumps_line(msg)
-                except ValueError as exc:  # NaN or Infinity: the runner could not parse it
-                    error = {
-                        "message": f"The tool returned a value that is not JSON ({exc}).",
-                        "name": "ValidationError",
-                    }
-                    data = dumps_line({"t": "ret", "c": call_id, "ok": False, "e": error})
+                    data = b"E%d %b\n" % (call_id, dumps(error))
                 write(data)
 
             return reply
 
         def on_line(line: bytes) -> None:
             nonlocal calls, in_flight
-            msg = loads(line)
-            kind = msg["t"]
-            if kind == "call":
+            if line[:1] == b"C":  # a tool call: C<call id> <tool index> <input JSON>
                 calls += 1
                 in_flight += 1
                 if calls > limits.max_tool_calls or in_flight > limits.max_concurrent_tool_calls:
                     raise SandboxError(
                         "ProtocolError", "The sandbox broke the tool-call limits it was given"
                     )
-                if durable is not None and "j" in msg:
-                    durable.record(msg["j"])
-                start_call(str(msg["n"]), msg.get("a"), reply_to(int(msg["c"])))
-            elif kind == "log":
+                head, _, rest = line.partition(b" ")
+                number, _, data = rest.partition(b" ")
+                index = int(number)
+                if not 0 <= index < len(tools):  # the host checks names again
+                    raise SandboxError(
+                        "ProtocolError",
+                        f"The sandbox called tool number {index}; the job has {len(tools)} tools",
+                    )
+                # The input is the program's: text that the bridge parses and validates.
+                text = data.decode("utf-8", "replace") if data else None
+                start_call(tools[index], text, reply_to(int(head[1:])))
+                return
+            msg = loads(line)
+            kind = msg["t"]
+            if kind == "log":
                 host.log(str(msg["m"]))
             elif kind == "done":
                 channel.stop_listening()  # "ready" comes next, for wait_ready
                 finished.set_result(_outcome(msg))
-            elif kind == "idle" and durable is not None:
-                durable.idle(msg.get("n"), msg.get("o"), msg.get("j"))
+            elif durable is not None:
+                if kind == "journal":  # the worker's journal up to the call that follows
+                    durable.record(msg["j"])
+                elif kind == "idle":
+                    durable.idle(msg.get("n"), msg.get("o"), msg.get("j"))
 
         def on_end(error: BaseException | None) -> None:
             if finished.done():
@@ -403,7 +445,7 @@ class _DenoProcess:
         threads = _THREADS_PER_WORKER * (1 + limits.max_workers)
         watchdog = asyncio.create_task(self._watch_memory(memory_mb, threads))
         try:
-            write(dumps_line(message))
+            channel.write(dumps_line(message))
             channel.listen(on_line, on_end)
             outcome = await finished
         finally:
@@ -828,6 +870,9 @@ class DenoSandbox(Sandbox):
 
     # Subclasses (LocalSandbox) change what the process and the worker may do.
     _host_privileges = False
+    # Tests of the runner's channel set this: each program gets the buffer its calls cross in,
+    # as if it had found it (globalThis.__codemodeChannel), to show it gains nothing by it.
+    _expose_channel = False
 
     @property
     def supports_durable(self) -> bool:
@@ -892,7 +937,9 @@ class DenoSandbox(Sandbox):
         process = await pool.acquire()
         reusable = False
         try:
-            outcome = await process.execute(job, host, self.memory_mb)
+            outcome = await process.execute(
+                job, host, self.memory_mb, expose_channel=self._expose_channel
+            )
             reusable = process.clear_scratch()  # nothing a program wrote reaches the next one
             return outcome
         except SandboxError:

@@ -6,21 +6,23 @@
 // socket, or the host's replies for other executions. Everything the worker sends is untrusted
 // data, checked here before it crosses to the host.
 //
-// The protocol. Host <-> runner: newline-delimited JSON on the socket, one message a line.
+// The protocol. Host <-> runner: lines on the socket. Calls and replies, the hot path, are
+// compact text; everything else is one JSON object a line.
 //   host -> runner:    run {source, lineOffset, lastLine?, tools, limits, durable?}
-//                      | ret {c, ok, v | e} | probe {n} | stop      (probe, stop: durable only)
-//   runner -> host:    ready | call {c, n, a?, j?} | log {m} | done {ok, r? | e}
-//                      | idle {n, o, j}                             (durable executions only)
-// Runner <-> worker: structured-clone messages (postMessage).
-//   runner -> worker:  run (as from the host) | ret {c, ok, v | e} | rets {l: [ret...]} | probe
-//   worker -> runner:  boot | call {c, n, a?, j?} | calls {l: [call...]} | log {m} | idle
-//                      | done {ok, r? | e}
-// `a` and `r` are JSON text (the worker checks that a value is JSON and names what is not).
+//                      | R<call id> <value JSON> | E<call id> <{message, name} JSON>
+//                      | probe {n} | stop                          (probe, stop: durable only)
+//   runner -> host:    ready | C<call id> <tool index> <input JSON> | log {m} | done {ok, r? | e}
+//                      | journal {j} | idle {n, o, j}               (durable executions only)
+// A call names its tool by its index in the job's `tools`: the runner and the host both check
+// it, and the host looks the name up again. The input is the program's text, unparsed here.
+// Runner <-> worker: records (calls, log lines, replies) in two rings in a SharedArrayBuffer
+// made for each execution (see "The channel to the worker" below); the run, the end, and a
+// durable execution's journal, idleness and every record are posted messages.
 // Call ids: the worker numbers its calls; the runner gives each its own id towards the host
 // and maps replies back, so a forged id reaches nothing. Crossing between threads costs far
-// more than the bytes: calls made in one turn of the program (a Promise.all) cross as one
-// `calls` message, replies read from the socket together as one `rets`, and lines written to
-// the socket in one turn as one write. (Durable executions post each call as it is made.)
+// more than the bytes: calls made in one turn of the program (a Promise.all) are published
+// with one wake-up of the runner, replies read from the socket together with one wake-up of
+// the worker, and lines written to the socket in one turn as one write.
 
 type Json = string | number | boolean | null | Json[] | { [key: string]: Json };
 
@@ -40,6 +42,8 @@ interface RunMessage {
   tools: string[];
   limits: Limits;
   durable?: DurableRun; // present: record (and first replay) what makes the run nondeterministic
+  channel?: SharedArrayBuffer; // the rings (absent for durable executions)
+  exposeChannel?: boolean; // tests only: the program gets the buffer
 }
 
 // What an earlier pass of a durable execution recorded: the order of events (settled calls
@@ -242,7 +246,7 @@ function workerMain(): void {
   function finish(msg: { ok: boolean; r?: string; e?: ErrorInfo }): void {
     if (finished) return;
     finished = true;
-    flushCalls(); // calls made before the end go first, as they were made
+    publish(); // calls made before the end go first, as they were made
     post({ t: "done", ...msg });
   }
 
@@ -271,7 +275,8 @@ function workerMain(): void {
     if (finished || logBytes > maxLogBytes) return;
     const text = prefix + args.map(render).join(" ");
     logBytes += text.length + LOG_LINE_COST; // counted here too: a flood never fills the runner's queue
-    post({ t: "log", m: text });
+    up(logRecord(text));
+    publish(); // now: a program that never yields (a stall before its timeout) still shows its logs
   }
 
   function installConsole(): void {
@@ -291,7 +296,7 @@ function workerMain(): void {
     };
   }
 
-  function callTool(name: string, input: unknown, label = `external_${name}`): Promise<unknown> {
+  function callTool(name: string, index: number, input: unknown, label = `external_${name}`): Promise<unknown> {
     // The site's stack points at the program's line that made the call. Four frames reach it
     // (callTool, external_<name> or a codemode method, maybe a built-in such as
     // Array.prototype.map, the caller); capturing only those costs a fraction of a full stack,
@@ -309,15 +314,9 @@ function workerMain(): void {
     const c = ++seq;
     return new Promise((resolve, reject) => {
       pending.set(c, { resolve, reject, site });
-      const msg: Record<string, unknown> = args === undefined
-        ? { t: "call", c, n: name }
-        : { t: "call", c, n: name, a: args };
-      if (durable !== null) {
-        msg.j = durable.report(callLine());
-        post(msg); // the journal's order is the order of messages: no batching
-      } else {
-        queueCall(msg);
-      }
+      // durable executions: the journal since the last call goes just before it
+      if (durable !== null) post({ t: "journal", j: durable.report(callLine()) });
+      up(callRecord(c, index, args));
     });
   }
 
@@ -327,7 +326,9 @@ function workerMain(): void {
   // runner checks and counts them like any call and the host answers them, so a program cannot
   // reach anything else this way, nor make more calls than its limit.
   function installDiscovery(tools: string[]): void {
-    if (!tools.includes("codemode:search") || !tools.includes("codemode:describe")) return;
+    const search = tools.indexOf("codemode:search");
+    const describe = tools.indexOf("codemode:describe");
+    if (search < 0 || describe < 0) return;
     const searchTools = (query: unknown, options?: unknown): Promise<unknown> => {
       let input: unknown;
       if (typeof query === "object" && query !== null && !Array.isArray(query)) {
@@ -340,25 +341,196 @@ function workerMain(): void {
         const message = "codemode.searchTools(query, options): options must be an object such as { limit: 5 }";
         return Promise.reject(new TypeError(message));
       }
-      return callTool("codemode:search", input, "codemode.searchTools");
+      return callTool("codemode:search", search, input, "codemode.searchTools");
     };
     const describeTools = (names: unknown): Promise<unknown> =>
-      callTool("codemode:describe", { names: typeof names === "string" ? [names] : names }, "codemode.describeTools");
+      callTool("codemode:describe", describe, { names: typeof names === "string" ? [names] : names }, "codemode.describeTools");
     lock(globalThis, "codemode", Object.freeze({ searchTools, describeTools }));
   }
 
-  // Calls made in one turn (a Promise.all) cross to the runner as one message: each message
-  // costs both threads far more than its size. A lone call goes as itself.
-  let calls: Array<Record<string, unknown>> = [];
-  function queueCall(call: Record<string, unknown>): void {
-    calls.push(call);
-    if (calls.length === 1) microtask(flushCalls);
+  // -- the channel to the runner ----------------------------------------------------------------
+  // Calls and log lines go up as records, replies come down as records (see the protocol at the
+  // top of this file). Records cross in the execution's SharedArrayBuffer, two rings, which
+  // costs both threads far less than a message; a record that does not fit is posted instead,
+  // and a barrier in the ring marks its place so that the order holds. Durable executions post
+  // every record (their journal is the order of messages).
+  //
+  // The program may patch any global or prototype after this point, so this code uses only
+  // what it captured here (a patched method called with the buffer would hand it over; one
+  // called with a record would only lie to the program about its own calls). Scribbling on the
+  // buffer gains the program nothing: the runner checks every record as it checks messages.
+  const uncurry = <T extends (...a: never[]) => unknown>(f: T) => Function.prototype.call.bind(f);
+  const Bytes = Uint8Array;
+  const Int32 = Int32Array;
+  const copyInto = uncurry(Uint8Array.prototype.set) as (to: Uint8Array, from: ArrayLike<number>, at?: number) => void;
+  const utf8 = new TextEncoder();
+  const encode = utf8.encode.bind(utf8);
+  const text = new TextDecoder();
+  const decode = text.decode.bind(text) as (bytes: Uint8Array) => string;
+  const parse = JSON.parse;
+  const atomicLoad = Atomics.load;
+  const atomicStore = Atomics.store;
+  const atomicNotify = Atomics.notify;
+  const waitAsync = Atomics.waitAsync;
+  const min = Math.min;
+  const sliceArray = uncurry(Array.prototype.slice) as <T>(list: T[], from: number) => T[];
+  const RING = 65536; // bytes in each ring; the layout is the runner's `Channel`
+  const UP_TAIL = 0, UP_HEAD = 1, DOWN_TAIL = 2, DOWN_HEAD = 3, UP_DATA = 64, DOWN_DATA = 64 + RING;
+  const CALL = 67, LOG = 76, BARRIER = 80, RESULT = 82, ERROR = 69; // C L P R E
+
+  let ring: { buffer: SharedArrayBuffer; i32: Int32Array; bytes: Uint8Array } | null = null;
+  let upTail = 0; // bytes written to the up ring (published to the runner by `publish`)
+  let published = 0;
+  let publishing = false;
+  let posted = 0; // records posted instead of written
+  let barrierOwed = false;
+  let downHead = 0;
+  let downPosts = 0; // records the runner posted that were handled here
+  const downPosted: Uint8Array[] = [];
+  let downBacklog: Uint8Array[] = [];
+
+  function callRecord(c: number, index: number, args: string | undefined): Uint8Array {
+    const body = args === undefined ? new Bytes(0) : encode(args);
+    const record = new Bytes(9 + body.length);
+    record[0] = CALL;
+    putU32(record, 1, c);
+    putU32(record, 5, index);
+    copyInto(record, body, 9);
+    return record;
   }
-  function flushCalls(): void {
-    if (calls.length === 0) return;
-    const batch = calls;
-    calls = [];
-    post(batch.length === 1 ? batch[0] : { t: "calls", l: batch });
+  function logRecord(line: string): Uint8Array {
+    const body = encode(line);
+    const record = new Bytes(1 + body.length);
+    record[0] = LOG;
+    copyInto(record, body, 1);
+    return record;
+  }
+  function putU32(bytes: Uint8Array, at: number, n: number): void {
+    bytes[at] = n & 255;
+    bytes[at + 1] = (n >>> 8) & 255;
+    bytes[at + 2] = (n >>> 16) & 255;
+    bytes[at + 3] = (n >>> 24) & 255;
+  }
+  function getU32(bytes: Uint8Array, at: number): number {
+    return (bytes[at] | (bytes[at + 1] << 8) | (bytes[at + 2] << 16) | (bytes[at + 3] << 24)) >>> 0;
+  }
+
+  // Sends one record up: into the ring when it fits (published at the end of the turn, so a
+  // Promise.all wakes the runner once), else posted.
+  function up(record: Uint8Array): void {
+    if (ring !== null && durable === null) {
+      if (barrierOwed) {
+        const barrier = new Bytes(5);
+        barrier[0] = BARRIER;
+        putU32(barrier, 1, posted);
+        barrierOwed = !write(barrier);
+      }
+      if (!barrierOwed && write(record)) {
+        if (!publishing) { // the first of this turn
+          publishing = true;
+          microtask(publish);
+        }
+        return;
+      }
+    }
+    publish(); // what is in the ring goes first
+    post(record);
+    posted += 1;
+    barrierOwed = ring !== null;
+  }
+  // Writes [length][record] at the ring's tail if it fits.
+  function write(record: Uint8Array): boolean {
+    const r = ring!;
+    const used = (upTail - atomicLoad(r.i32, UP_HEAD)) >>> 0;
+    if (used > RING || RING - used < 4 + record.length) return false;
+    const length = new Bytes(4);
+    putU32(length, 0, record.length);
+    put(r, length);
+    put(r, record);
+    return true;
+  }
+  function put(r: { buffer: SharedArrayBuffer }, bytes: Uint8Array): void {
+    const at = upTail % RING;
+    const first = min(bytes.length, RING - at);
+    copyInto(new Bytes(r.buffer, UP_DATA + at, first), new Bytes(bytes.buffer, bytes.byteOffset, first));
+    if (first < bytes.length) {
+      copyInto(new Bytes(r.buffer, UP_DATA, bytes.length - first), new Bytes(bytes.buffer, bytes.byteOffset + first, bytes.length - first));
+    }
+    upTail = (upTail + bytes.length) >>> 0;
+  }
+  function publish(): void {
+    publishing = false;
+    if (ring === null || published === upTail) return;
+    published = upTail;
+    atomicStore(ring.i32, UP_TAIL, upTail | 0);
+    atomicNotify(ring.i32, UP_TAIL);
+  }
+
+  // Replies: read from the ring whenever the runner rings, or with a posted record (which goes
+  // where its barrier is, or after everything in the ring when its barrier has not come yet).
+  async function watchRing(r: { buffer: SharedArrayBuffer; i32: Int32Array }): Promise<void> {
+    for (;;) {
+      const seen = atomicLoad(r.i32, DOWN_TAIL);
+      receive();
+      const wait = waitAsync(r.i32, DOWN_TAIL, seen);
+      if (wait.async) await wait.value;
+    }
+  }
+  function receive(postedRecord?: Uint8Array): void {
+    if (postedRecord !== undefined) downPosted[downPosted.length] = postedRecord;
+    if (downBacklog.length === 0 && ring !== null) downBacklog = readRing(ring);
+    let next = 0;
+    while (next < downBacklog.length) {
+      const record = downBacklog[next];
+      if (record[0] === BARRIER) {
+        const before = getU32(record, 1); // records the runner posted before this point
+        while (downPosts < before && downPosted.length > 0) takePosted();
+        if (downPosts < before) break; // its posted record is still on its way
+        next += 1;
+      } else {
+        next += 1;
+        reply(record);
+      }
+    }
+    downBacklog = next < downBacklog.length ? sliceArray(downBacklog, next) : [];
+    if (downBacklog.length === 0) while (downPosted.length > 0) takePosted();
+  }
+  function takePosted(): void {
+    const record = downPosted[0]; // shifted by hand: Array methods may be the program's
+    for (let i = 1; i < downPosted.length; i++) downPosted[i - 1] = downPosted[i];
+    downPosted.length -= 1;
+    downPosts += 1;
+    reply(record);
+  }
+  function readRing(r: { buffer: SharedArrayBuffer; i32: Int32Array }): Uint8Array[] {
+    const tail = atomicLoad(r.i32, DOWN_TAIL) >>> 0;
+    const size = (tail - downHead) >>> 0;
+    if (size === 0 || size > RING) return [];
+    const bytes = new Bytes(size);
+    const at = downHead % RING;
+    const first = min(size, RING - at);
+    copyInto(bytes, new Bytes(r.buffer, DOWN_DATA + at, first));
+    if (first < size) copyInto(bytes, new Bytes(r.buffer, DOWN_DATA, size - first), first);
+    downHead = tail;
+    atomicStore(r.i32, DOWN_HEAD, tail | 0);
+    const records: Uint8Array[] = [];
+    for (let i = 0; i + 4 <= size;) {
+      const length = getU32(bytes, i);
+      if (length === 0 || length > size - i - 4) break;
+      records[records.length] = new Bytes(bytes.buffer, i + 4, length);
+      i += 4 + length;
+    }
+    return records;
+  }
+  // A reply record: [R|E][the worker's call id][JSON: the value, or {message, name}].
+  function reply(record: Uint8Array): void {
+    if (record[0] !== RESULT && record[0] !== ERROR) return;
+    const msg: { c: number; ok: boolean; v?: unknown; e?: ErrorInfo } = { c: getU32(record, 1), ok: record[0] === RESULT };
+    const body = record.length > 5 ? parse(decode(new Bytes(record.buffer, record.byteOffset + 5, record.length - 5))) : undefined;
+    if (msg.ok) msg.v = body;
+    else msg.e = body as ErrorInfo;
+    if (durable === null) settle(msg);
+    else durable.arrive(msg);
   }
 
   function settle(msg: { c: number; ok: boolean; v?: unknown; e?: ErrorInfo }): void {
@@ -771,12 +943,18 @@ function workerMain(): void {
     lineOffset = msg.lineOffset;
     lineCount = msg.lastLine ?? msg.source.split("\n").length - lineOffset;
     installConsole();
-    for (const name of msg.tools) {
-      if (name.startsWith("codemode:")) continue; // reserved names: the `codemode` object below
+    msg.tools.forEach((name, index) => {
+      if (name.startsWith("codemode:")) return; // reserved names: the `codemode` object below
       Object.defineProperty(globalThis, `external_${name}`, {
-        value: (input: unknown) => callTool(name, input),
+        value: (input: unknown) => callTool(name, index, input),
         enumerable: false,
       });
+    });
+    if (msg.channel !== undefined) {
+      ring = { buffer: msg.channel, i32: new Int32(msg.channel), bytes: new Bytes(msg.channel) };
+      watchRing(ring);
+      // Tests of the runner's side give the program the buffer, as if it had found it.
+      if (msg.exposeChannel) lock(globalThis, "__codemodeChannel", msg.channel);
     }
     installDiscovery(msg.tools);
     programUrl = createObjectURL(new Blob([msg.source], { type: "application/typescript" }));
@@ -833,16 +1011,10 @@ function workerMain(): void {
   });
   scope.onmessage = (event: MessageEvent) => {
     const msg = event.data;
-    if (msg.t === "run") run(msg);
-    else if (msg.t === "ret") {
-      if (durable === null) settle(msg);
-      else durable.arrive(msg);
-    } else if (msg.t === "rets") {
-      for (const ret of msg.l) {
-        if (durable === null) settle(ret);
-        else durable.arrive(ret);
-      }
-    } else if (msg.t === "probe") durable?.probe(msg.n);
+    if (msg instanceof Bytes) receive(msg); // a reply that did not fit in the ring
+    else if (msg instanceof Array) for (const record of msg) reply(record); // durable: in order
+    else if (msg.t === "run") run(msg);
+    else if (msg.t === "probe") durable?.probe(msg.n);
   };
   post({ t: "boot" });
   // A realm's first dynamic import sets up its module loader: do it now, while the realm is a
@@ -876,21 +1048,27 @@ const workerSource = URL.createObjectURL(
 
 // Lines are batched per task tick, so a burst of tool calls costs one write. Plain
 // conn.read/conn.write: the streams API costs twice as much per round trip.
-let outbox: string[] = [];
+let outbox: Uint8Array[] = [];
+let outboxBytes = 0;
 let writing = false;
-function send(message: Record<string, Json | undefined>): void {
-  outbox.push(JSON.stringify(message));
+function sendBytes(line: Uint8Array): void {
+  outbox.push(line);
+  outboxBytes += line.length;
   if (!writing) {
     writing = true;
     queueMicrotask(pump);
   }
 }
+function send(message: Record<string, Json | undefined>): void {
+  sendBytes(encoder.encode(JSON.stringify(message) + "\n"));
+}
 async function pump(): Promise<void> {
   try {
     conn ??= await connecting;
     while (outbox.length > 0) {
-      const data = encoder.encode(outbox.join("\n") + "\n");
+      const data = outbox.length === 1 ? outbox[0] : concat(outbox, outboxBytes);
       outbox = [];
+      outboxBytes = 0;
       for (let offset = 0; offset < data.length;) offset += await conn.write(data.subarray(offset));
     }
   } catch {
@@ -903,16 +1081,76 @@ async function pump(): Promise<void> {
 // Work that blocks this thread (creating a worker) waits until what was sent is written.
 const afterWrite: Array<() => void> = [];
 
+function concat(parts: Uint8Array[], size: number): Uint8Array {
+  const all = new Uint8Array(size);
+  let at = 0;
+  for (const part of parts) {
+    all.set(part, at);
+    at += part.length;
+  }
+  return all;
+}
+function getU32(bytes: Uint8Array, at: number): number {
+  return (bytes[at] | (bytes[at + 1] << 8) | (bytes[at + 2] << 16) | (bytes[at + 3] << 24)) >>> 0;
+}
+function putU32(bytes: Uint8Array, at: number, n: number): void {
+  bytes[at] = n & 255;
+  bytes[at + 1] = (n >>> 8) & 255;
+  bytes[at + 2] = (n >>> 16) & 255;
+  bytes[at + 3] = (n >>> 24) & 255;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The channel to the worker: two rings in a SharedArrayBuffer made for each execution (none for
+// durable executions, whose records are all posted). Four Int32 slots come first: UP_TAIL (bytes
+// the worker has written, mod 2^32), UP_HEAD (bytes the runner has read), DOWN_TAIL, DOWN_HEAD;
+// then the up ring (worker -> runner) at UP_DATA and the down ring at DOWN_DATA, RING bytes
+// each, holding [u32 length][record] one after another. A writer publishes its tail with
+// Atomics.store and rings with Atomics.notify; a reader waits with Atomics.waitAsync, never
+// Atomics.wait: this thread must never block on a buffer the program can write to.
+//
+// The worker's side is the program's realm, so everything in the up ring is untrusted: it is
+// copied out once, then checked and parsed from the copy (the program may write meanwhile); a
+// length or position that makes no sense ends the execution. What the worker reads from the
+// down ring (DOWN_HEAD) only decides how much room there is; nonsense means "full".
+// A record that does not fit is posted instead, and the writer then puts a barrier in its ring
+// ([P][records posted so far]): the reader takes the posted records the barrier counts before
+// anything after it, so the order of records holds across the two ways.
+// ---------------------------------------------------------------------------------------------
+const RING = 65536; // as in workerMain
+const UP_TAIL = 0, UP_HEAD = 1, DOWN_TAIL = 2, DOWN_HEAD = 3, UP_DATA = 64, DOWN_DATA = 64 + RING;
+const CALL = 67, LOG = 76, BARRIER = 80, RESULT = 82, ERROR = 69; // C L P R E
+const NEWLINE = 10, SPACE = 32;
+
+class Channel {
+  readonly buffer = new SharedArrayBuffer(DOWN_DATA + RING);
+  readonly i32 = new Int32Array(this.buffer);
+  readonly bytes = new Uint8Array(this.buffer);
+  closed = false;
+  // up: what the worker wrote and posted
+  upHead = 0; // bytes read (ours: UP_HEAD in the buffer is only a report to the worker)
+  upPosts = 0; // posted records taken
+  upPosted: Uint8Array[] = []; // posted records waiting for their place
+  backlog: Uint8Array[] = []; // records read, waiting behind a barrier
+  // down: what we write and post
+  downTail = 0;
+  downPublished = 0;
+  downPosts = 0; // records posted instead of written
+  barrierOwed = false;
+}
+
 interface Execution {
-  tools: Set<string>;
+  tools: string[];
   limits: Limits;
   calls: number;
   inFlight: number;
-  queued: Array<Record<string, Json | undefined>>;
+  queued: Uint8Array[]; // call lines over maxConcurrentToolCalls, bounded by maxToolCalls
   workerIds: Map<number, number>; // host call id -> the worker's own id
   logBytes: number;
   logsClosed: boolean;
   done: boolean;
+  channel: Channel | null; // null: a durable execution, every record posted
+  replies: Uint8Array[]; // a durable execution's replies, posted together in order
 }
 
 // The worker running the current program, and the spare booted for the next job. Creating a
@@ -955,22 +1193,19 @@ function isRecord(value: unknown): value is Record<string, unknown> {
   return typeof value === "object" && value !== null;
 }
 
+// Messages the worker posts: a record that did not fit in the ring (or any record, durable),
+// the end, and a durable execution's journal and idleness. The ring goes first: what the
+// worker wrote there before posting was made first.
 function onWorkerMessage(msg: unknown): void {
-  if (!isRecord(msg)) return;
   const ex = execution;
   if (ex === null || ex.done) return;
+  if (msg instanceof Uint8Array) return receive(ex, msg);
+  if (!isRecord(msg)) return;
+  receive(ex);
+  if (ex.done) return;
   switch (msg.t) {
-    case "call":
-      return onCall(ex, msg);
-    case "calls":
-      if (!Array.isArray(msg.l)) return;
-      for (const call of msg.l) {
-        if (execution !== ex || ex.done) return; // a call over the limit ended it
-        if (isRecord(call)) onCall(ex, call);
-      }
-      return;
-    case "log":
-      if (typeof msg.m === "string") onLog(ex, msg.m);
+    case "journal": // durable executions: the journal since the last call, just before it
+      send({ t: "journal", j: msg.j as Json });
       return;
     case "done":
       return onDone(ex, msg);
@@ -980,25 +1215,117 @@ function onWorkerMessage(msg: unknown): void {
   }
 }
 
-function onCall(ex: Execution, msg: Record<string, unknown>): void {
-  const workerId = msg.c;
-  if (typeof workerId !== "number") return;
-  const name = msg.n;
-  if (typeof name !== "string" || !ex.tools.has(name)) {
-    worker?.postMessage({
-      t: "ret",
-      c: workerId,
-      ok: false,
-      e: { name: "ReferenceError", message: `external_${String(name)} is not defined` },
-    });
+// Waits for records in the up ring, for as long as the execution lasts. A program that keeps
+// writing gets the ring read a few times in a row, then waits a task, so the host's replies
+// (and its timeout) still get through.
+async function watchRing(ex: Execution, ch: Channel): Promise<void> {
+  while (!ch.closed) {
+    for (let spins = 0;; spins++) {
+      const seen = Atomics.load(ch.i32, UP_TAIL);
+      receive(ex);
+      if (ch.closed) return;
+      const wait = Atomics.waitAsync(ch.i32, UP_TAIL, seen);
+      if (wait.async) {
+        await wait.value;
+        break;
+      }
+      if (spins === 3) {
+        await new Promise((resolve) => setTimeout(resolve, 0));
+        break;
+      }
+    }
+  }
+}
+
+// Records from the worker in the order it made them: those in the ring, and posted ones each at
+// its barrier (or after everything read, when its barrier has not come yet).
+function receive(ex: Execution, posted?: Uint8Array): void {
+  const ch = ex.channel;
+  if (ch === null) {
+    if (posted !== undefined) onRecord(ex, posted);
     return;
   }
-  if (msg.a !== undefined && (typeof msg.a !== "string" || msg.a.length > ex.limits.maxResultBytes)) {
-    const message = typeof msg.a === "string"
-      ? `The input of external_${name} is ${msg.a.length} bytes, over the limit of ${ex.limits.maxResultBytes}.`
-      : `The input of external_${name} is not JSON.`;
-    worker?.postMessage({ t: "ret", c: workerId, ok: false, e: { name: "TypeError", message } });
-    return;
+  if (posted !== undefined) ch.upPosted.push(posted);
+  if (ch.backlog.length === 0) ch.backlog = readRing(ex, ch);
+  let next = 0;
+  while (next < ch.backlog.length && !ex.done) {
+    const record = ch.backlog[next];
+    if (record[0] === BARRIER) {
+      if (record.length !== 5) return broken(ex, "a barrier record of the wrong size");
+      const before = getU32(record, 1);
+      while (ch.upPosts < before && ch.upPosted.length > 0 && !ex.done) takePosted(ex, ch);
+      if (ch.upPosts < before) break; // its posted record is still on its way
+    } else {
+      onRecord(ex, record);
+    }
+    next += 1;
+  }
+  ch.backlog = next < ch.backlog.length ? ch.backlog.slice(next) : [];
+  if (ch.backlog.length === 0) while (ch.upPosted.length > 0 && !ex.done) takePosted(ex, ch);
+}
+function takePosted(ex: Execution, ch: Channel): void {
+  ch.upPosts += 1;
+  onRecord(ex, ch.upPosted.shift()!);
+}
+
+// Everything the worker has published in the up ring, copied out, as records.
+function readRing(ex: Execution, ch: Channel): Uint8Array[] {
+  const tail = Atomics.load(ch.i32, UP_TAIL) >>> 0;
+  const size = (tail - ch.upHead) >>> 0;
+  if (size === 0) return [];
+  if (size > RING) {
+    broken(ex, `it published ${size} bytes in a ring of ${RING}`);
+    return [];
+  }
+  const bytes = new Uint8Array(size);
+  const at = ch.upHead % RING;
+  const first = Math.min(size, RING - at);
+  bytes.set(ch.bytes.subarray(UP_DATA + at, UP_DATA + at + first));
+  if (first < size) bytes.set(ch.bytes.subarray(UP_DATA, UP_DATA + size - first), first);
+  ch.upHead = tail;
+  Atomics.store(ch.i32, UP_HEAD, tail | 0);
+  const records: Uint8Array[] = [];
+  for (let i = 0; i < size;) {
+    const length = size - i >= 4 ? getU32(bytes, i) : 0;
+    if (length === 0 || length > size - i - 4) {
+      broken(ex, `a record at byte ${i} of ${size} has a length past the end`);
+      return [];
+    }
+    records.push(bytes.subarray(i + 4, i + 4 + length));
+    i += 4 + length;
+  }
+  return records;
+}
+
+// A channel that makes no sense was scribbled on by the program: it ends its own execution.
+function broken(ex: Execution, why: string): void {
+  if (execution !== ex) return;
+  end({ ok: false, e: { name: "ProtocolError", message: `The program broke its channel to the runner: ${why}.` } });
+}
+
+function onRecord(ex: Execution, record: Uint8Array): void {
+  if (ex.done) return;
+  if (record[0] === CALL) onCall(ex, record);
+  else if (record[0] === LOG) onLog(ex, record.subarray(1));
+  // anything else (junk, a posted barrier) is ignored, as junk messages are
+}
+
+// A call record: [C][the worker's call id][the tool's index in the job's list][input JSON].
+function onCall(ex: Execution, record: Uint8Array): void {
+  if (record.length < 9) return;
+  const workerId = getU32(record, 1);
+  const index = getU32(record, 5);
+  const input = record.subarray(9);
+  const name = index < ex.tools.length ? ex.tools[index] : undefined;
+  if (name === undefined) {
+    return refuse(ex, workerId, "ReferenceError", `There is no tool number ${index}: the call was forged.`);
+  }
+  if (input.length > ex.limits.maxResultBytes) {
+    const message = `The input of external_${name} is ${input.length} bytes, over the limit of ${ex.limits.maxResultBytes}.`;
+    return refuse(ex, workerId, "TypeError", message);
+  }
+  if (input.indexOf(NEWLINE) >= 0) { // never in what JSON.stringify writes: it would end the line
+    return refuse(ex, workerId, "TypeError", `The input of external_${name} is not JSON.`);
   }
   ex.calls += 1;
   if (ex.calls > ex.limits.maxToolCalls) {
@@ -1013,29 +1340,40 @@ function onCall(ex: Execution, msg: Record<string, unknown>): void {
   }
   const c = ++nextCallId;
   ex.workerIds.set(c, workerId);
-  const call: Record<string, Json | undefined> = { t: "call", c, n: name, a: msg.a as string | undefined };
-  if (msg.j !== undefined) call.j = msg.j as Json; // durable executions: the journal since the last call
+  // To the host: C<call id> <tool index> <input JSON>. The input is the worker's bytes, as they
+  // are: the host parses and validates it as untrusted input.
+  const head = encoder.encode(`C${c} ${index} `);
+  const line = new Uint8Array(head.length + input.length + 1);
+  line.set(head);
+  line.set(input, head.length);
+  line[line.length - 1] = NEWLINE;
   if (ex.inFlight < ex.limits.maxConcurrentToolCalls) {
     ex.inFlight += 1;
-    send(call);
+    sendBytes(line);
   } else {
-    ex.queued.push(call); // bounded by maxToolCalls
+    ex.queued.push(line);
   }
+}
+
+// A call the runner answers itself, as the host would have with an error.
+function refuse(ex: Execution, workerId: number, name: string, message: string): void {
+  toWorker(ex, ERROR, workerId, encoder.encode(JSON.stringify({ name, message })));
+  flushToWorker(ex);
 }
 
 // A log line counts its UTF-8 bytes plus what holding one more line costs the host (a Python
 // str and its list slot): a flood of tiny lines cannot make the host hold many times the limit.
 const LOG_LINE_COST = 64;
 
-function onLog(ex: Execution, text: string): void {
+function onLog(ex: Execution, text: Uint8Array): void {
   if (ex.logsClosed) return;
-  ex.logBytes += encoder.encode(text).length + LOG_LINE_COST;
+  ex.logBytes += text.length + LOG_LINE_COST;
   if (ex.logBytes > ex.limits.maxLogBytes) {
     ex.logsClosed = true;
     send({ t: "log", m: `[logs truncated: over the limit of ${ex.limits.maxLogBytes} bytes]` });
     return;
   }
-  send({ t: "log", m: text });
+  send({ t: "log", m: decoder.decode(text) });
 }
 
 function onDone(ex: Execution, msg: Record<string, unknown>): void {
@@ -1068,40 +1406,112 @@ function end(result: { ok: boolean; r?: string; e?: Record<string, Json> }): voi
     worker.terminate();
     worker = null;
   }
+  if (ex.channel !== null) {
+    ex.channel.closed = true;
+    Atomics.notify(ex.channel.i32, UP_TAIL); // our own waiter lets go of the buffer
+  }
   execution = null;
   send({ t: "done", ...result });
   afterWrite.push(startSpare); // the host hears "done" before the next realm is made
 }
 
-// Replies read together (from one read of the socket) cross to the worker as one message.
-let rets: Array<Record<string, unknown>> = [];
-function flushRets(): void {
-  if (rets.length === 0) return;
-  const batch = rets;
-  rets = [];
-  worker?.postMessage(batch.length === 1 ? batch[0] : { t: "rets", l: batch });
+// A reply record for the worker: [R|E][the worker's call id][JSON]. Into the down ring (made
+// visible by flushToWorker, once per read from the socket), or posted when it does not fit.
+function toWorker(ex: Execution, kind: number, workerId: number, json: Uint8Array): void {
+  const ch = ex.channel;
+  if (ch !== null && ch.barrierOwed) {
+    const barrier = new Uint8Array(5);
+    barrier[0] = BARRIER;
+    putU32(barrier, 1, ch.downPosts);
+    ch.barrierOwed = !writeRing(ch, barrier, null);
+  }
+  if (ch !== null && !ch.barrierOwed) {
+    const head = new Uint8Array(5);
+    head[0] = kind;
+    putU32(head, 1, workerId);
+    if (writeRing(ch, head, json)) return;
+  }
+  const record = new Uint8Array(5 + json.length);
+  record[0] = kind;
+  putU32(record, 1, workerId);
+  record.set(json, 5);
+  if (ch === null) {
+    ex.replies.push(record);
+    return;
+  }
+  flushToWorker(ex); // what is in the ring goes first
+  worker?.postMessage(record, [record.buffer]);
+  ch.downPosts += 1;
+  ch.barrierOwed = true;
+}
+
+// Writes [length][head][body] at the down ring's tail if it fits.
+function writeRing(ch: Channel, head: Uint8Array, body: Uint8Array | null): boolean {
+  const length = head.length + (body === null ? 0 : body.length);
+  const used = (ch.downTail - (Atomics.load(ch.i32, DOWN_HEAD) >>> 0)) >>> 0;
+  if (used > RING || RING - used < 4 + length) return false; // full, or the program scribbled
+  const prefix = new Uint8Array(4);
+  putU32(prefix, 0, length);
+  putRing(ch, prefix);
+  putRing(ch, head);
+  if (body !== null) putRing(ch, body);
+  return true;
+}
+function putRing(ch: Channel, bytes: Uint8Array): void {
+  const at = ch.downTail % RING;
+  const first = Math.min(bytes.length, RING - at);
+  ch.bytes.set(bytes.subarray(0, first), DOWN_DATA + at);
+  if (first < bytes.length) ch.bytes.set(bytes.subarray(first), DOWN_DATA);
+  ch.downTail = (ch.downTail + bytes.length) >>> 0;
+}
+
+function flushToWorker(ex: Execution | null): void {
+  if (ex === null) return;
+  const ch = ex.channel;
+  if (ch === null) {
+    if (ex.replies.length === 0) return;
+    worker?.postMessage(ex.replies); // in order: a durable execution's journal depends on it
+    ex.replies = [];
+  } else if (ch.downPublished !== ch.downTail) {
+    ch.downPublished = ch.downTail;
+    Atomics.store(ch.i32, DOWN_TAIL, ch.downTail | 0);
+    Atomics.notify(ch.i32, DOWN_TAIL);
+  }
+}
+
+// A line from the host. Replies are R<call id> <value JSON> or E<call id> <{message, name}>:
+// the JSON goes to the worker as the host wrote it, unparsed here. Anything else is a JSON object.
+function onHostLine(line: Uint8Array): void {
+  if (line[0] === RESULT || line[0] === ERROR) return onReply(line);
+  onHostMessage(JSON.parse(decoder.decode(line)));
+}
+
+function onReply(line: Uint8Array): void {
+  const ex = execution;
+  if (ex === null) return; // a reply for an execution that ended has nowhere to go
+  let c = 0;
+  let i = 1;
+  for (; i < line.length && line[i] !== SPACE; i++) c = c * 10 + line[i] - 48;
+  const workerId = ex.workerIds.get(c);
+  if (workerId === undefined) return;
+  ex.workerIds.delete(c);
+  const next = ex.queued.shift();
+  if (next !== undefined) sendBytes(next);
+  else ex.inFlight -= 1;
+  toWorker(ex, line[0], workerId, line.subarray(i + 1));
 }
 
 function onHostMessage(msg: Record<string, unknown>): void {
-  if (msg.t === "ret") {
-    const ex = execution;
-    const workerId = ex?.workerIds.get(msg.c as number);
-    if (ex === null || workerId === undefined) return;
-    ex.workerIds.delete(msg.c as number);
-    const next = ex.queued.shift();
-    if (next !== undefined) send(next);
-    else ex.inFlight -= 1;
-    rets.push({ t: "ret", c: workerId, ok: msg.ok, v: msg.v, e: msg.e });
-  } else if (msg.t === "probe") { // durable executions: is the program idle?
-    flushRets(); // after the replies read before it, as they came
+  if (msg.t === "probe") { // durable executions: is the program idle?
+    flushToWorker(execution); // after the replies read before it, as they came
     worker?.postMessage(msg);
   } else if (msg.t === "stop") { // durable executions: the host pauses it
     end({ ok: false, e: { name: "ExecutionPaused", message: "The host paused the execution." } });
   } else if (msg.t === "run") {
     const run = msg as unknown as RunMessage;
     if (execution !== null || spare === null) Deno.exit(71); // the host never does this
-    execution = {
-      tools: new Set(run.tools),
+    const ex: Execution = {
+      tools: run.tools,
       limits: run.limits,
       calls: 0,
       inFlight: 0,
@@ -1110,33 +1520,44 @@ function onHostMessage(msg: Record<string, unknown>): void {
       logBytes: 0,
       logsClosed: false,
       done: false,
+      channel: run.durable ? null : new Channel(),
+      replies: [],
     };
-    rets = []; // replies for an execution that ended have nowhere to go
+    execution = ex;
     worker = useSpare();
-    worker.postMessage(run);
+    worker.postMessage({ ...run, channel: ex.channel?.buffer });
+    if (ex.channel !== null) watchRing(ex, ex.channel);
   }
 }
 
 startSpare();
 conn ??= await connecting;
 
-// Read newline-delimited JSON from the host until it hangs up; then there is nothing to serve.
-// A line may span many reads (a large program): only new bytes are searched for the newline.
+// Read lines from the host until it hangs up; then there is nothing to serve. A line may span
+// many reads (a large program or reply): its pieces are kept until its newline comes.
 const readBuffer = new Uint8Array(1 << 16);
-const partial: string[] = [];
+let partial: Uint8Array[] = [];
+let partialBytes = 0;
 for (;;) {
   const n = await conn.read(readBuffer);
   if (n === null) break;
-  const chunk = decoder.decode(readBuffer.subarray(0, n), { stream: true });
+  const chunk = readBuffer.subarray(0, n);
   let start = 0;
-  for (let newline = chunk.indexOf("\n"); newline >= 0; newline = chunk.indexOf("\n", start)) {
-    partial.push(chunk.slice(start, newline));
-    const line = partial.join("");
-    partial.length = 0;
-    if (line) onHostMessage(JSON.parse(line));
+  for (let newline = chunk.indexOf(NEWLINE); newline >= 0; newline = chunk.indexOf(NEWLINE, start)) {
+    let line: Uint8Array = chunk.subarray(start, newline);
+    if (partial.length > 0) {
+      partial.push(line);
+      line = concat(partial, partialBytes + line.length);
+      partial = [];
+      partialBytes = 0;
+    }
+    if (line.length > 0) onHostLine(line);
     start = newline + 1;
   }
-  if (start < chunk.length) partial.push(chunk.slice(start));
-  flushRets();
+  if (start < n) {
+    partial.push(chunk.slice(start)); // a copy: the buffer is read into again
+    partialBytes += n - start;
+  }
+  flushToWorker(execution); // replies read together wake the worker once
 }
 Deno.exit(0);
