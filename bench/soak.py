@@ -238,10 +238,12 @@ CASES = [
         "forged-call",
         "attack",
         2,
-        'const a = new Promise(r => self.addEventListener("message", e => { if (e.data.c === '
-        "1e9) r(e.data.e.name) })); "
-        'self.postMessage({ t: "call", c: 1e9, n: "secret", a: "{}" }); return await a',
-        ok("ReferenceError"),
+        # A call record (C, call id 1e9, tool number 9, "{}") posted straight to the runner: it
+        # answers "no such tool" into the channel, where nothing waits for it; the program's
+        # own calls go on.
+        "self.postMessage(new Uint8Array([67, 0, 202, 154, 59, 9, 0, 0, 0, 123, 125])); "
+        "await new Promise(r => setTimeout(r, 20)); return await external_square({ n: 3 })",
+        ok(9),
     ),
     Case(
         "blob-url",
