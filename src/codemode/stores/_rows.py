@@ -1,7 +1,8 @@
 """Records as rows, for the stores on SQL (SQLite and Postgres): both schemas have the same
-columns in the same order, so one mapping serves both. Booleans go in as ``bool`` (SQLite keeps
-them as 0 and 1) and come out through ``bool``; JSON is ASCII-escaped, so a lone surrogate in a
-tool's result is stored rather than failing the database's UTF-8 encoding."""
+columns in the same order, so one mapping (and one way out of a transaction) serves both.
+Booleans go in as ``bool`` (SQLite keeps them as 0 and 1) and come out through ``bool``; JSON is
+ASCII-escaped, so a lone surrogate in a tool's result is stored rather than failing the
+database's UTF-8 encoding."""
 
 from __future__ import annotations
 
@@ -12,7 +13,32 @@ from typing import Any
 from ._base import CallError, CallRecord, ExecutionState
 from ._remote import is_abandoned
 
-__all__ = ["call_from_row", "call_row", "state_from_row"]
+__all__ = [
+    "CALL_COLUMNS",
+    "EXECUTION_COLUMNS",
+    "CommitThenRaise",
+    "call_from_row",
+    "call_row",
+    "state_from_row",
+]
+
+# The columns of both schemas, in the order the mappings below read and write them.
+EXECUTION_COLUMNS = (
+    "id, code_mode_id, code, fingerprint, status, pause_ttl, created_at, updated_at, passes, "
+    "owner, lease_until, expires_at, finished_at, result"
+)
+CALL_COLUMNS = (
+    "step, name, tool_id, input, input_hash, line, state, value, error, ran, approved, reason, "
+    "decided_at"
+)
+
+
+class CommitThenRaise(Exception):
+    """Raised inside a transaction: commit what was written, then raise ``error`` (a refusal
+    that must not undo what the transaction already recorded, such as an expiry)."""
+
+    def __init__(self, error: Exception) -> None:
+        self.error = error
 
 
 def call_row(execution_id: str, call: CallRecord) -> tuple[Any, ...]:

@@ -43,7 +43,14 @@ from ._remote import (
     sorted_pending,
     split_option,
 )
-from ._rows import call_from_row, call_row, state_from_row
+from ._rows import (
+    CALL_COLUMNS,
+    EXECUTION_COLUMNS,
+    CommitThenRaise,
+    call_from_row,
+    call_row,
+    state_from_row,
+)
 from ._rules import apply_decisions, expiry_of, refuse_claim, refuse_decide
 
 __all__ = ["PostgresStore"]
@@ -100,22 +107,6 @@ CREATE TABLE {s}.tape (
     PRIMARY KEY (execution_id, seq)
 );
 """
-
-_EXECUTION_COLUMNS = (
-    "id, code_mode_id, code, fingerprint, status, pause_ttl, created_at, updated_at, passes, "
-    "owner, lease_until, expires_at, finished_at, result"
-)
-_CALL_COLUMNS = (
-    "step, name, tool_id, input, input_hash, line, state, value, error, ran, approved, reason, "
-    "decided_at"
-)
-
-
-class _CommitThenRaise(Exception):
-    """Raised inside a transaction: commit what was written, then raise ``error``."""
-
-    def __init__(self, error: Exception) -> None:
-        self.error = error
 
 
 class PostgresStore:
@@ -265,14 +256,14 @@ class PostgresStore:
             return await fn(conn, now)
 
     async def _write(self, fn: Callable[[Conn, float], Awaitable[T]]) -> T:
-        """Run ``fn`` in one transaction; ``_CommitThenRaise`` commits, then raises."""
+        """Run ``fn`` in one transaction; ``CommitThenRaise`` commits, then raises."""
         pool = await self._connection_pool()
         now = await self._clock.now()
         async with pool.connection() as conn:
             async with conn.transaction():
                 try:
                     return await fn(conn, now)
-                except _CommitThenRaise as wrapped:
+                except CommitThenRaise as wrapped:
                     refusal = wrapped.error  # leaving the block normally commits
             raise refusal
 
@@ -423,7 +414,7 @@ class PostgresStore:
             refusal = refuse_claim(state, now)
             if isinstance(refusal, ExecutionExpiredError):
                 await self._mark_expired(conn, state)
-                raise _CommitThenRaise(refusal)
+                raise CommitThenRaise(refusal)
             if refusal is not None:
                 raise refusal
             changed = apply_decisions(state, decisions or {}, now)
@@ -458,7 +449,7 @@ class PostgresStore:
             refusal = refuse_decide(state, now)
             if isinstance(refusal, ExecutionExpiredError):
                 await self._mark_expired(conn, state)
-                raise _CommitThenRaise(refusal)
+                raise CommitThenRaise(refusal)
             if refusal is not None:
                 raise refusal
             step = step_of(call_id)
@@ -579,7 +570,7 @@ class _Statements:
         def q(text: str) -> sql.Composed:
             return sql.SQL(text).format(s=sql.Identifier(schema))
 
-        cols, call_cols = _EXECUTION_COLUMNS, _CALL_COLUMNS
+        cols, call_cols = EXECUTION_COLUMNS, CALL_COLUMNS
         e_cols = ", ".join(f"e.{c.strip()}" for c in cols.split(","))
         c_cols = ", ".join(f"c.{c.strip()}" for c in call_cols.split(","))
         self.execution = q(f"SELECT {cols} FROM {{s}}.executions WHERE id = %s")

@@ -35,7 +35,14 @@ from ._base import (
     seconds,
     step_of,
 )
-from ._rows import call_from_row, call_row, state_from_row
+from ._rows import (
+    CALL_COLUMNS,
+    EXECUTION_COLUMNS,
+    CommitThenRaise,
+    call_from_row,
+    call_row,
+    state_from_row,
+)
 from ._rules import apply_decisions, expiry_of, refuse_claim, refuse_decide
 
 __all__ = ["SqliteStore"]
@@ -85,22 +92,6 @@ CREATE TABLE IF NOT EXISTS tape (
     PRIMARY KEY (execution_id, seq)
 ) WITHOUT ROWID;
 """
-
-_EXECUTION_COLUMNS = (
-    "id, code_mode_id, code, fingerprint, status, pause_ttl, created_at, updated_at, passes, "
-    "owner, lease_until, expires_at, finished_at, result"
-)
-_CALL_COLUMNS = (
-    "step, name, tool_id, input, input_hash, line, state, value, error, ran, approved, reason, "
-    "decided_at"
-)
-
-
-class _CommitThenRaise(Exception):
-    """Raised inside a transaction: commit what was written, then raise ``error``."""
-
-    def __init__(self, error: Exception) -> None:
-        self.error = error
 
 
 class SqliteStore:
@@ -179,7 +170,7 @@ class SqliteStore:
             conn.execute("BEGIN IMMEDIATE")
             try:
                 result = fn(conn, self._clock())
-            except _CommitThenRaise as wrapped:
+            except CommitThenRaise as wrapped:
                 conn.execute("COMMIT")
                 raise wrapped.error from None
             except BaseException:
@@ -222,7 +213,7 @@ class SqliteStore:
         self, conn: sqlite3.Connection, execution_id: str, now: float, *, full: bool = True
     ) -> ExecutionState | None:
         row = conn.execute(
-            f"SELECT {_EXECUTION_COLUMNS} FROM executions WHERE id = ?", (execution_id,)
+            f"SELECT {EXECUTION_COLUMNS} FROM executions WHERE id = ?", (execution_id,)
         ).fetchone()
         if row is None:
             return None
@@ -231,7 +222,7 @@ class SqliteStore:
         calls = tuple(
             call_from_row(r)
             for r in conn.execute(
-                f"SELECT {_CALL_COLUMNS} FROM calls WHERE execution_id = ? ORDER BY step",
+                f"SELECT {CALL_COLUMNS} FROM calls WHERE execution_id = ? ORDER BY step",
                 (execution_id,),
             )
         )
@@ -251,7 +242,7 @@ class SqliteStore:
         def read(conn: sqlite3.Connection) -> list[PendingApproval]:
             now = self._clock()
             rows = conn.execute(
-                f"SELECT {_EXECUTION_COLUMNS} FROM executions "
+                f"SELECT {EXECUTION_COLUMNS} FROM executions "
                 "WHERE status = 'paused' OR status = 'running' ORDER BY updated_at, id"
             ).fetchall()
             found: list[PendingApproval] = []
@@ -265,7 +256,7 @@ class SqliteStore:
                 calls = tuple(
                     call_from_row(r)
                     for r in conn.execute(
-                        f"SELECT {_CALL_COLUMNS} FROM calls WHERE execution_id = ? "
+                        f"SELECT {CALL_COLUMNS} FROM calls WHERE execution_id = ? "
                         "AND state IN ('pending', 'in_doubt', 'started') ORDER BY step",
                         (state.execution_id,),
                     )
@@ -295,7 +286,7 @@ class SqliteStore:
             now = self._clock()
             where, args = ("WHERE status = ?", [status]) if status else ("", [])
             rows = conn.execute(
-                f"SELECT {_EXECUTION_COLUMNS} FROM executions {where} "
+                f"SELECT {EXECUTION_COLUMNS} FROM executions {where} "
                 "ORDER BY updated_at DESC, id LIMIT ?",
                 [*args, limit],
             ).fetchall()
@@ -330,7 +321,7 @@ class SqliteStore:
     async def create(self, execution: NewExecution, *, owner: str, lease: float) -> None:
         def write(conn: sqlite3.Connection, now: float) -> None:
             conn.execute(
-                f"INSERT INTO executions ({_EXECUTION_COLUMNS}) "
+                f"INSERT INTO executions ({EXECUTION_COLUMNS}) "
                 "VALUES (?, ?, ?, ?, 'running', ?, ?, ?, 1, ?, ?, NULL, NULL, NULL)",
                 (
                     execution.execution_id,
@@ -360,7 +351,7 @@ class SqliteStore:
             refusal = refuse_claim(state, now)
             if isinstance(refusal, ExecutionExpiredError):
                 _mark_expired(conn, state)
-                raise _CommitThenRaise(refusal)
+                raise CommitThenRaise(refusal)
             if refusal is not None:
                 raise refusal
             _save_calls(conn, execution_id, apply_decisions(state, decisions or {}, now))
@@ -381,7 +372,7 @@ class SqliteStore:
             refusal = refuse_decide(state, now)
             if isinstance(refusal, ExecutionExpiredError):
                 _mark_expired(conn, state)
-                raise _CommitThenRaise(refusal)
+                raise CommitThenRaise(refusal)
             if refusal is not None:
                 raise refusal
             step = step_of(call_id)
@@ -521,7 +512,7 @@ def _save_rows(conn: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> None:
     if not rows:
         return
     conn.executemany(
-        f"INSERT INTO calls (execution_id, {_CALL_COLUMNS}) "
+        f"INSERT INTO calls (execution_id, {CALL_COLUMNS}) "
         "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
         "ON CONFLICT (execution_id, step) DO UPDATE SET name = excluded.name, "
         "tool_id = excluded.tool_id, input = excluded.input, input_hash = excluded.input_hash, "
