@@ -168,3 +168,37 @@ async def test_a_stuck_recycling_process_does_not_stall_the_next_execution(
         started = time.perf_counter()
         assert (await code_tool.execute({"code": "return 2"})).result == 2
         assert time.perf_counter() - started < 1.0
+
+
+async def test_a_start_cut_short_as_the_runner_connects_reports_nothing(tmp_path: Any) -> None:
+    # The runner's connection arrives in the loop iteration in which the start is cancelled:
+    # the accept's callback is already queued when the listener closes.
+    import socket
+
+    from codemode.sandboxes.deno import _close_listener
+
+    loop = asyncio.get_running_loop()
+    reported: list[dict[str, Any]] = []
+    loop.set_exception_handler(lambda _loop, context: reported.append(context))
+    path = str(tmp_path / "host.sock")
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(path)
+    listener.listen(1)
+    listener.setblocking(False)
+    accepted = asyncio.ensure_future(loop.sock_accept(listener))
+    await asyncio.sleep(0)  # the accept waits on the listener
+    runner = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    runner.connect(path)  # readable from the next poll on
+
+    def cut_short() -> None:  # queued before that poll, so it runs first in that iteration
+        accepted.cancel()
+        _close_listener(listener)
+
+    try:
+        loop.call_soon(cut_short)
+        await asyncio.sleep(0.05)
+    finally:
+        runner.close()
+        loop.set_exception_handler(None)
+    assert accepted.cancelled()
+    assert reported == []

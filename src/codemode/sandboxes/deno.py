@@ -163,7 +163,7 @@ class _DenoProcess:
                 exited.cancel()
             if accepted is not None and self.channel is None:
                 _drop_connection(accepted)
-            listener.close()
+            _close_listener(listener)
             with contextlib.suppress(OSError):
                 os.unlink(socket_path)
         return self
@@ -518,6 +518,16 @@ class _DenoProcess:
             "SandboxExitError" if code is not None and code >= 0 else "SandboxCrashError",
             f"The sandbox process ended during the program: {self.describe_exit()}",
         )
+
+
+def _close_listener(listener: socket.socket) -> None:
+    """Close the socket the runner connects to, its reader removed first. An accept cancelled
+    just now (a start cut short as the runner connects) may have its callback queued in this
+    loop iteration already; it would accept on the closed descriptor and print an error
+    (asyncio's ``InvalidStateError``, CPython 3.11) at the exit of a script."""
+    with contextlib.suppress(RuntimeError, ValueError, OSError):
+        asyncio.get_running_loop().remove_reader(listener.fileno())
+    listener.close()
 
 
 def _drop_connection(accepted: asyncio.Future[tuple[socket.socket, Any]]) -> None:
