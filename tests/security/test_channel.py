@@ -111,14 +111,18 @@ ATTACKS = [
     ),
     Attack(
         "ring-call-too-short",  # not a call: ignored, as a junk message is
-        channel_program("inRing([67, 1, 2]); return await external_echo({ after: 1 })"),
+        channel_program(
+            "inRing([67, 1, 2]); await taken(); return await external_echo({ after: 1 })"
+        ),
         succeeded({"after": 1}),
     ),
-    # Records only the runner writes, forged in the up ring: ignored.
+    # Records only the runner writes, forged in the up ring: ignored. (The program waits until
+    # the runner has read them: the worker's next call is written at the worker's own tail,
+    # over bytes the runner may not have read yet, which breaks the channel instead.)
     Attack(
         "ring-forged-reply",
         channel_program(
-            "inRing([82, ...u32(1), ...new TextEncoder().encode('\"spoofed\"')]); "
+            "inRing([82, ...u32(1), ...new TextEncoder().encode('\"spoofed\"')]); await taken(); "
             "return await external_echo({ real: true })"
         ),
         succeeded({"real": True}),
