@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from ..._tools import Tool
-from ..typescript._contract import _format_timeout, render_outline
+from .._text import discovery_contract, format_timeout
 from ._declarations import DeclarationSet, ToolDeclaration, render_declarations
 
 if TYPE_CHECKING:
@@ -96,7 +96,7 @@ def render_instructions(declarations: str, *, id: str, timeout_ms: int) -> str:
     """The usage contract for code tool ``id`` followed by the tools' stubs."""
     return _CONTRACT.format(
         id=id,
-        timeout=_format_timeout(timeout_ms),
+        timeout=format_timeout(timeout_ms),
         modules=", ".join(f"`{m}`" for m in IMPORTABLE_MODULES),
         declarations=declarations,
     )
@@ -175,25 +175,12 @@ def render_discovery_instructions(
     discovery_tools: tuple[str, str],
 ) -> str:
     """The usage contract for a catalog too large to declare (see the comment above)."""
-    contract = render_instructions("", id=id, timeout_ms=timeout_ms)
-    head, marker, _ = contract.partition("Available functions:")
-    if not marker:  # the contract's wording changed: the tests say where to look
-        raise AssertionError("the contract no longer has an 'Available functions:' section")
     pinned = pinned_declarations.strip()
-    count = len(set(_DEFINED.findall(pinned)))  # overloads define one function
-    if not pinned:
-        pinned_note = ""
-    elif count == 1:
-        pinned_note = "The one declared at the end is always there. "
-    else:
-        pinned_note = f"The {count} declared at the end are always there. "
-    text = head + _DISCOVERY.format(
-        total=outline.total,
-        pinned=pinned_note,
-        search_tool=discovery_tools[0],
-        describe_tool=discovery_tools[1],
-        outline=render_outline(outline),
+    return discovery_contract(
+        render_instructions("", id=id, timeout_ms=timeout_ms),
+        _DISCOVERY,
+        pinned_count=len(set(_DEFINED.findall(pinned))),  # overloads define one function
+        pinned_block=f"\n{_PINNED_HEADING}\n\n```python\n{pinned}\n```\n" if pinned else "",
+        outline=outline,
+        discovery_tools=discovery_tools,
     )
-    if pinned:
-        text += f"\n{_PINNED_HEADING}\n\n```python\n{pinned}\n```\n"
-    return text

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from ..._tools import Tool
+from .._text import discovery_contract, format_timeout
 from ._declarations import ToolDeclaration, render_declarations
 
 if TYPE_CHECKING:
@@ -17,7 +18,6 @@ __all__ = [
     "SEARCH_FUNCTION",
     "render_discovery_instructions",
     "render_instructions",
-    "render_outline",
     "render_tool_declarations",
     "tool_declarations",
 ]
@@ -47,13 +47,6 @@ Available functions:
 """
 
 
-def _format_timeout(timeout_ms: int) -> str:
-    if timeout_ms % 1000 == 0:
-        seconds = timeout_ms // 1000
-        return f"{seconds} second" + ("" if seconds == 1 else "s")
-    return f"{timeout_ms} ms"
-
-
 def render_tool_declarations(tools: Mapping[str, Tool]) -> str:
     """The ``declare function external_<key>`` block for ``tools`` (keyed by the identifier
     each is called by), with the named types they use."""
@@ -76,7 +69,7 @@ def tool_declarations(tools: Mapping[str, Tool]) -> list[ToolDeclaration]:
 
 def render_instructions(declarations: str, *, id: str, timeout_ms: int) -> str:
     """The usage contract for code tool ``id`` followed by the tools' declarations."""
-    return _CONTRACT.format(id=id, timeout=_format_timeout(timeout_ms), declarations=declarations)
+    return _CONTRACT.format(id=id, timeout=format_timeout(timeout_ms), declarations=declarations)
 
 
 # Large catalogs (discovery) -------------------------------------------------------------------
@@ -131,24 +124,6 @@ Outline of the catalog (group: how many functions, a few of their names):
 _PINNED_HEADING = "Declared functions:"
 
 
-def render_outline(outline: Outline) -> str:
-    """The outline as the model reads it: a line per group, then what was left out."""
-    lines = []
-    for group in outline.groups:
-        label = f"{group.name}_*" if group.name is not None else "other"
-        more = ", …" if group.count > len(group.examples) else ""
-        lines.append(f"- {label} ({group.count}): {', '.join(group.examples)}{more}")
-    if outline.hidden_groups:
-        names = ", ".join(f"{name}_*" for name in outline.hidden_groups[:20])
-        rest = len(outline.hidden_groups) - 20
-        tail = f" and {rest} more" if rest > 0 else ""
-        lines.append(
-            f"- {len(outline.hidden_groups)} more groups ({outline.hidden_tools} functions): "
-            f"{names}{tail}"
-        )
-    return "\n".join(lines)
-
-
 def render_discovery_instructions(
     *,
     id: str,
@@ -158,25 +133,12 @@ def render_discovery_instructions(
     discovery_tools: tuple[str, str],
 ) -> str:
     """The usage contract for a catalog too large to declare (see the comment above)."""
-    contract = render_instructions("", id=id, timeout_ms=timeout_ms)
-    head, marker, _ = contract.partition("Available functions:")
-    if not marker:  # the contract's wording changed: the tests say where to look
-        raise AssertionError("the contract no longer has an 'Available functions:' section")
     pinned = pinned_declarations.strip()
-    count = pinned.count("declare function ")
-    if not pinned:
-        pinned_note = ""
-    elif count == 1:
-        pinned_note = "The one declared at the end is always there. "
-    else:
-        pinned_note = f"The {count} declared at the end are always there. "
-    text = head + _DISCOVERY.format(
-        total=outline.total,
-        pinned=pinned_note,
-        search_tool=discovery_tools[0],
-        describe_tool=discovery_tools[1],
-        outline=render_outline(outline),
+    return discovery_contract(
+        render_instructions("", id=id, timeout_ms=timeout_ms),
+        _DISCOVERY,
+        pinned_count=pinned.count("declare function "),
+        pinned_block=f"\n{_PINNED_HEADING}\n\n{pinned}\n" if pinned else "",
+        outline=outline,
+        discovery_tools=discovery_tools,
     )
-    if pinned:
-        text += f"\n{_PINNED_HEADING}\n\n{pinned}\n"
-    return text
