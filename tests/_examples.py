@@ -8,7 +8,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from codemode import Tool, ToolContext, tool
+from codemode import Tool, ToolContext, create_tool, tool
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
@@ -48,3 +48,44 @@ def whoami_tool(seen: list[dict[str, Any]]) -> Tool:
         return "ok"
 
     return whoami
+
+
+# The program the adapters' approval tests pause: a counter call, then two refunds above the
+# approval threshold at once (the second one's denial is caught).
+PAUSING_PROGRAM = """
+const count = await external_counter({});
+const results = await Promise.all([
+  external_refund({ order: "a", amount: 500 }),
+  external_refund({ order: "b", amount: 900 }).catch((e) => `${e.name}: ${e.message}`),
+]);
+return { count, results };
+"""
+
+
+class RefundShop:
+    """A counter and a refund tool that needs approval above 100. ``runs`` records every run as
+    ``(tool, order)``; ``contexts`` the request context each refund ran with."""
+
+    def __init__(self) -> None:
+        self.runs: list[tuple[str, Any]] = []
+        self.contexts: list[dict[str, Any]] = []
+        self.tools = [
+            create_tool(
+                id="counter",
+                description="Count.",
+                input_schema={"type": "object"},
+                execute=lambda input: self.runs.append(("counter", None)) or len(self.runs),
+            ),
+            create_tool(
+                id="refund",
+                description="Refund an order.",
+                input_schema={"type": "object"},
+                execute=self._refund,
+                require_approval=lambda input: input["amount"] > 100,
+            ),
+        ]
+
+    def _refund(self, input: dict[str, Any], context: ToolContext) -> dict[str, Any]:
+        self.runs.append(("refund", input["order"]))
+        self.contexts.append(dict(context.request_context))
+        return {"refunded": input["order"]}

@@ -15,7 +15,15 @@ pytest.importorskip("langchain_core")
 from langchain_core.messages import SystemMessage, ToolCall, ToolMessage
 from langchain_core.utils.function_calling import convert_to_openai_tool
 
-from _examples import EXAMPLES, SHOP_ANSWER, SHOP_RESULT, load_example, whoami_tool
+from _examples import (
+    EXAMPLES,
+    PAUSING_PROGRAM,
+    SHOP_ANSWER,
+    SHOP_RESULT,
+    RefundShop,
+    load_example,
+    whoami_tool,
+)
 from codemode import DenoSandbox, Tool, create_code_mode, create_tool
 from codemode._code_mode import _background_loop
 from codemode.integrations.langchain import (
@@ -190,46 +198,16 @@ async def test_null_result_reaches_the_model_as_null(deno_sandbox: DenoSandbox) 
 
 
 # -- approvals that wait: the paused result is the ToolMessage; resume_messages replaces it -------
-PAUSING = """
-const count = await external_counter({});
-const results = await Promise.all([
-  external_refund({ order: "a", amount: 500 }),
-  external_refund({ order: "b", amount: 900 }).catch((e) => `${e.name}: ${e.message}`),
-]);
-return { count, results };
-"""
 
 
 @pytest.fixture
 async def shop_tool(deno_sandbox: DenoSandbox, tmp_path: Any) -> Any:
     from codemode.stores import SqliteStore
 
-    runs: list[tuple[str, Any]] = []
-    seen: list[dict[str, Any]] = []
-
-    def refund(input: dict[str, Any], context: Any) -> dict[str, Any]:
-        runs.append(("refund", input["order"]))
-        seen.append(dict(context.request_context))
-        return {"refunded": input["order"]}
-
-    tools = [
-        create_tool(
-            id="counter",
-            description="Count.",
-            input_schema={"type": "object"},
-            execute=lambda input: runs.append(("counter", None)) or len(runs),
-        ),
-        create_tool(
-            id="refund",
-            description="Refund an order.",
-            input_schema={"type": "object"},
-            execute=refund,
-            require_approval=lambda input: input["amount"] > 100,
-        ),
-    ]
+    shop = RefundShop()
     async with SqliteStore(tmp_path / "runs.db") as store:
-        code_tool, _ = create_code_mode(tools=tools, sandbox=deno_sandbox, store=store)
-        yield code_tool, runs, seen
+        code_tool, _ = create_code_mode(tools=shop.tools, sandbox=deno_sandbox, store=store)
+        yield code_tool, shop.runs, shop.contexts
 
 
 async def test_a_paused_program_is_returned_and_resume_messages_finishes_it(
@@ -239,7 +217,7 @@ async def test_a_paused_program_is_returned_and_resume_messages_finishes_it(
     lc_tool = to_langchain(code_tool)
     question = SystemMessage("refund a and b")
 
-    paused_message = await lc_tool.ainvoke(call("execute_typescript", {"code": PAUSING}))
+    paused_message = await lc_tool.ainvoke(call("execute_typescript", {"code": PAUSING_PROGRAM}))
 
     assert isinstance(paused_message, ToolMessage) and paused_message.status == "success"
     assert json.loads(paused_message.text)["status"] == "paused"
@@ -283,7 +261,7 @@ async def test_a_paused_program_is_returned_and_resume_messages_finishes_it(
 def test_resume_messages_sync_leaves_undecided_calls_paused(shop_tool: Any) -> None:
     code_tool, runs, _ = shop_tool
     lc_tool = to_langchain(code_tool)
-    paused_message = lc_tool.invoke(call("execute_typescript", {"code": PAUSING}))
+    paused_message = lc_tool.invoke(call("execute_typescript", {"code": PAUSING_PROGRAM}))
     [paused] = paused_executions([paused_message])
     approve, later = (c.call_id for c in paused.pending)
 

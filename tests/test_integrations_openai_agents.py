@@ -32,7 +32,15 @@ from openai.types.responses import (
     ResponseOutputText,
 )
 
-from _examples import EXAMPLES, SHOP_ANSWER, SHOP_RESULT, load_example, whoami_tool
+from _examples import (
+    EXAMPLES,
+    PAUSING_PROGRAM,
+    SHOP_ANSWER,
+    SHOP_RESULT,
+    RefundShop,
+    load_example,
+    whoami_tool,
+)
 from codemode import DenoSandbox, Tool, create_code_mode, create_tool
 from codemode.integrations.openai_agents import (
     join_instructions,
@@ -258,44 +266,16 @@ async def test_null_result_reaches_the_model_as_null(deno_sandbox: DenoSandbox) 
 
 
 # -- approvals that wait: a paused program ends the turn; resume_run continues it ---------------
-PAUSING = """
-const count = await external_counter({});
-const results = await Promise.all([
-  external_refund({ order: "a", amount: 500 }),
-  external_refund({ order: "b", amount: 900 }).catch((e) => `${e.name}: ${e.message}`),
-]);
-return { count, results };
-"""
 
 
 @pytest.fixture
 async def shop_tool(deno_sandbox: DenoSandbox, tmp_path: Any) -> Any:
     from codemode.stores import SqliteStore
 
-    runs: list[tuple[str, Any]] = []
-
-    def refund(input: dict[str, Any]) -> dict[str, Any]:
-        runs.append(("refund", input["order"]))
-        return {"refunded": input["order"]}
-
-    tools = [
-        create_tool(
-            id="counter",
-            description="Count.",
-            input_schema={"type": "object"},
-            execute=lambda input: runs.append(("counter", None)) or len(runs),
-        ),
-        create_tool(
-            id="refund",
-            description="Refund an order.",
-            input_schema={"type": "object"},
-            execute=refund,
-            require_approval=lambda input: input["amount"] > 100,
-        ),
-    ]
+    shop = RefundShop()
     async with SqliteStore(tmp_path / "runs.db") as store:
-        code_tool, _ = create_code_mode(tools=tools, sandbox=deno_sandbox, store=store)
-        yield code_tool, runs
+        code_tool, _ = create_code_mode(tools=shop.tools, sandbox=deno_sandbox, store=store)
+        yield code_tool, shop.runs
 
 
 @pytest.mark.parametrize("stop", [True, False], ids=["stop_when_paused", "model_told"])
@@ -303,7 +283,7 @@ async def test_a_paused_program_ends_the_turn_and_resume_run_continues_it(
     shop_tool: Any, stop: bool
 ) -> None:
     code_tool, runs = shop_tool
-    model = CallOnce("execute_typescript", json.dumps({"code": PAUSING}))
+    model = CallOnce("execute_typescript", json.dumps({"code": PAUSING_PROGRAM}))
     options: dict[str, Any] = {"tool_use_behavior": stop_when_paused} if stop else {}
     agent = Agent(name="shop", model=model, tools=[to_openai_agents(code_tool)], **options)
 
@@ -344,7 +324,7 @@ async def test_a_paused_program_ends_the_turn_and_resume_run_continues_it(
 
 async def test_calls_left_undecided_end_the_resumed_run_paused_again(shop_tool: Any) -> None:
     code_tool, runs = shop_tool
-    model = CallOnce("execute_typescript", json.dumps({"code": PAUSING}))
+    model = CallOnce("execute_typescript", json.dumps({"code": PAUSING_PROGRAM}))
     agent = Agent(
         name="shop",
         model=model,

@@ -24,7 +24,14 @@ from pydantic_ai.messages import (
 )
 from pydantic_ai.models.function import AgentInfo, FunctionModel
 
-from _examples import EXAMPLES, SHOP_ANSWER, SHOP_RESULT, load_example, whoami_tool
+from _examples import (
+    EXAMPLES,
+    PAUSING_PROGRAM,
+    SHOP_ANSWER,
+    SHOP_RESULT,
+    load_example,
+    whoami_tool,
+)
 from codemode import DenoSandbox, MontySandbox, Tool, create_code_mode, create_tool
 from codemode.integrations.pydantic_ai import (
     approval_results,
@@ -286,14 +293,6 @@ async def test_null_result_reaches_the_model_as_null(deno_sandbox: DenoSandbox) 
 
 
 # -- approvals that wait: a paused program is pydantic-ai's deferred tool approval ----------------
-PAUSING = """
-const count = await external_counter({});
-const results = await Promise.all([
-  external_refund({ order: "a", amount: 500 }),
-  external_refund({ order: "b", amount: 900 }).catch((e) => `${e.name}: ${e.message}`),
-]);
-return { count, results };
-"""
 
 
 class Shop:
@@ -332,7 +331,7 @@ async def durable_agent(deno_sandbox: DenoSandbox, tmp_path: Any) -> Any:
     async with SqliteStore(tmp_path / "runs.db") as store:
         code_tool, _ = create_code_mode(tools=shop.tools, sandbox=deno_sandbox, store=store)
         agent = Agent(
-            call_once("execute_typescript", {"code": PAUSING}),
+            call_once("execute_typescript", {"code": PAUSING_PROGRAM}),
             tools=[to_pydantic_ai(code_tool)],
             output_type=[str, DeferredToolRequests],
         )
