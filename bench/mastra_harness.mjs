@@ -55,9 +55,11 @@ async function execute(tool, code) {
   return result.result;
 }
 
-async function timed(runs, once) {
+async function timed(runs, once, pauseMs = 0) {
   const samples = [];
   for (let i = 0; i < runs; i++) {
+    // A pause before each run, untimed: an agent's model thinks between two programs.
+    if (pauseMs > 0) await new Promise((resolve) => setTimeout(resolve, pauseMs));
     const started = performance.now();
     await once();
     samples.push(performance.now() - started);
@@ -103,7 +105,7 @@ async function main() {
       if (JSON.stringify(value) !== JSON.stringify(params.expect)) {
         throw new Error(`wrong result: ${JSON.stringify(value)}`);
       }
-    });
+    }, params.pauseMs ?? 0);
     return { samples };
   } finally {
     await rm(workdir, { recursive: true, force: true });

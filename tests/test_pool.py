@@ -62,12 +62,25 @@ async def test_prestart_refill_idle_bound_and_clean_shutdown(max_idle: int, afte
         assert len(deno_children()) == 3  # ready before the first execution
         code_tool = create_code_mode(tools=[], sandbox=sandbox).tool
         assert (await code_tool.execute({"code": "return 1"})).result == 1
-        # A spare was started while the used process booted its next realm; once that one is
-        # back, idle processes are trimmed to max_idle.
+        # With room under max_idle, a spare was started while the used process booted its
+        # next realm; without, none was (the used one comes back).
         assert len(await settle(after)) == after
         await asyncio.sleep(0.2)
         assert len(deno_children()) == after
     assert deno_children() == set()
+
+
+async def test_a_full_pool_serves_one_caller_without_starting_or_killing_a_process() -> None:
+    # prestart == max_idle: a spare started beside the busy process used to push one out of
+    # the idle set when it came back, so every execution started and killed a process.
+    async with DenoSandbox(prestart=3, max_idle=3) as sandbox:
+        code_tool = create_code_mode(tools=[], sandbox=sandbox).tool
+        assert (await code_tool.execute({"code": "return 0"})).result == 0
+        before = await settle(3)
+        for i in range(12):
+            assert (await code_tool.execute({"code": f"return {i}"})).result == i
+            await asyncio.sleep(0.03)  # each used process is back, with its next realm
+        assert await settle(3) == before
 
 
 async def test_process_count_is_bounded_and_callers_wait_their_turn() -> None:

@@ -13,7 +13,8 @@ from codemode.languages.typescript._program import (
     prepare_body,
     prepare_program,
 )
-from codemode.sandboxes.deno import RUNNER, deno_executable
+from codemode.sandboxes._runner_build import RUNNER_SOURCE, built_from, source_digest
+from codemode.sandboxes.deno import deno_executable
 
 
 def test_body_is_wrapped_without_moving_lines() -> None:
@@ -141,13 +142,21 @@ def test_runner_type_checks_and_lints(tmp_path: Path) -> None:
     env = {"DENO_DIR": str(tmp_path), "NO_COLOR": "1", "PATH": "/usr/bin:/bin"}
     for command in (["check", "--unstable-worker-options"], ["lint"]):
         completed = subprocess.run(
-            [deno_executable(), *command, "--no-config", str(RUNNER)],
+            [deno_executable(), *command, "--no-config", str(RUNNER_SOURCE)],
             capture_output=True,
             text=True,
             env=env,
             timeout=120,
         )
         assert completed.returncode == 0, completed.stdout + completed.stderr
+
+
+def test_the_runner_that_ships_is_built_from_the_current_source() -> None:
+    built = built_from()
+    assert built is not None, "runner.js has no header: python -m codemode.sandboxes._runner_build"
+    assert built[1] == source_digest(), (
+        "runner.ts changed since runner.js was built: python -m codemode.sandboxes._runner_build"
+    )
 
 
 @pytest.mark.parametrize(

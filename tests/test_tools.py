@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Literal
 
+import jsonschema_rs
 import pytest
 from pydantic import BaseModel, Field
 
@@ -105,6 +106,25 @@ async def test_async_execute_and_context_parameter() -> None:
 def test_invalid_json_schema_is_refused_with_the_reason() -> None:
     with pytest.raises(ValueError, match=r"^invalid JSON Schema: 'strin' is not valid"):
         create_tool(id="t", description="", input_schema={"type": "strin"}, execute=print)
+
+
+def test_invalid_schema_of_a_known_draft_is_refused_with_the_reason() -> None:
+    schema = {"$schema": "http://json-schema.org/draft-07/schema#", "type": "object", "required": 3}
+    with pytest.raises(ValueError, match=r"^invalid JSON Schema: 3 is not of type 'array'"):
+        create_tool(id="t", description="", input_schema=schema, execute=print)
+
+
+def test_an_unknown_dialect_is_never_fetched(monkeypatch: pytest.MonkeyPatch) -> None:
+    # jsonschema-rs would fetch an unknown $schema over the network to check against it.
+    asked: list[Any] = []
+    monkeypatch.setattr(jsonschema_rs.meta, "is_valid", lambda schema: asked.append(schema))
+    schema = {"$schema": "http://127.0.0.1:9/custom", "type": "object"}
+    t = create_tool(id="t", description="", input_schema=schema, execute=print)
+    assert asked == []
+    create_tool(id="u", description="", input_schema={"type": "object"}, execute=print)
+    assert asked == [{"type": "object"}]
+    with pytest.raises(ToolValidationError, match="is not of type 'object'"):
+        t.validate_input(3)
 
 
 async def test_tool_decorator_derives_everything_from_the_function() -> None:

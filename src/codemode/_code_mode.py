@@ -6,6 +6,7 @@ import asyncio
 import atexit
 import contextlib
 import difflib
+import functools
 import json
 import logging
 import threading
@@ -22,7 +23,7 @@ from ._bridge import Bridge
 from ._hints import called_in, undefined_function_hint
 from ._model_output import DEFAULT_MAX_MODEL_OUTPUT_CHARS, MIN_MODEL_OUTPUT_CHARS
 from ._result import CodeModeError, CodeModeToolResult
-from ._tools import Approve, Tool, ToolContext
+from ._tools import Approve, Schema, Tool, ToolContext
 from ._tracing import span
 from .discovery import (
     DEFAULT_TOKEN_BUDGET,
@@ -95,6 +96,13 @@ def _named_tools(tools: ToolsInput, language: Language) -> dict[str, Tool]:
     return named
 
 
+@functools.cache
+def _code_tool_schemas() -> tuple[Schema, Schema]:
+    """The code tool's input and result schemas, built once per process: pydantic's JSON
+    Schema for them costs ~4 ms, which every ``create_code_mode`` (and cold start) paid."""
+    return Schema(CodeInput), Schema(CodeModeToolResult)
+
+
 class CodeModeTool(Tool):
     """The code tool: a ``Tool`` whose input is ``{code}`` and whose result is a
     ``CodeModeToolResult``. It plugs in wherever a tool does."""
@@ -120,8 +128,8 @@ class CodeModeTool(Tool):
         super().__init__(
             id=id,
             description=instructions,
-            input_schema=CodeInput,
-            output_schema=CodeModeToolResult,
+            input_schema=_code_tool_schemas()[0],
+            output_schema=_code_tool_schemas()[1],
             execute=self._execute_tool,
         )
         self.tools = dict(tools)

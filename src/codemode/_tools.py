@@ -80,10 +80,11 @@ class Schema:
             cls = jsonschema.validators.validator_for(
                 schema, default=jsonschema.Draft202012Validator
             )
-            try:
-                cls.check_schema(schema)
-            except jsonschema.SchemaError as exc:
-                raise ValueError(f"invalid JSON Schema: {exc.message}") from exc
+            if not _meta_valid(schema):
+                try:  # jsonschema decides, and words what is wrong
+                    cls.check_schema(schema)
+                except jsonschema.SchemaError as exc:
+                    raise ValueError(f"invalid JSON Schema: {exc.message}") from exc
             self._validator = cls(schema, format_checker=cls.FORMAT_CHECKER)
             self._compiled = _compile(schema)
             self._json: dict[str, Any] = schema
@@ -128,6 +129,33 @@ class Schema:
         if self._adapter is not None:
             return self._adapter.dump_python(value, mode="json")
         return value
+
+
+# The meta-schemas ``jsonschema-rs`` carries (``$schema`` without its trailing "#").
+_DIALECTS = frozenset(
+    {
+        "http://json-schema.org/draft-04/schema",
+        "http://json-schema.org/draft-06/schema",
+        "http://json-schema.org/draft-07/schema",
+        "https://json-schema.org/draft/2019-09/schema",
+        "https://json-schema.org/draft/2020-12/schema",
+    }
+)
+
+
+def _meta_valid(schema: dict[str, Any]) -> bool:
+    """Whether ``jsonschema-rs`` finds the schema valid against its meta-schema (~2 µs, where
+    ``jsonschema``'s check takes 1-6 ms a schema: seconds for a large MCP catalog). Anything
+    else goes to ``jsonschema``'s own check, an unknown ``$schema`` above all: ``jsonschema-rs``
+    would fetch it over the network."""
+    dialect = schema.get("$schema")
+    known = isinstance(dialect, str) and dialect.rstrip("#") in _DIALECTS
+    if dialect is not None and not known:
+        return False
+    try:
+        return bool(jsonschema_rs.meta.is_valid(schema))
+    except (jsonschema_rs.ValidationError, jsonschema_rs.ReferencingError, ValueError):
+        return False
 
 
 def _compile(schema: dict[str, Any]) -> Any:

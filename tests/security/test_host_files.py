@@ -189,7 +189,8 @@ ATTACKS = [
     ),
     Attack(
         "import-runner-computed",
-        f'const u = "{RUNNER.parent.as_uri()}/" + "runner.ts"; return Object.keys(await import(u))',
+        f'const u = "{RUNNER.parent.as_uri()}/" + "{RUNNER.name}"; '
+        "return Object.keys(await import(u))",
         not_capable(read(str(RUNNER)), "read", name="TypeError"),
     ),
     Attack(

@@ -40,10 +40,11 @@ from ._confine import (
     Wall,
     resolve_wall,
 )
+from ._runner_build import RUNNER_BUILT
 
 __all__ = ["DenoSandbox"]
 
-RUNNER = Path(__file__).parent / "runner" / "runner.ts"
+RUNNER = RUNNER_BUILT  # runner.ts, transpiled once (see _runner_build.py)
 _STDERR_TAIL = 8192
 _START_TIMEOUT = 20.0
 _RECYCLE_WAIT = 0.1  # seconds an execution waits for a recycling process before starting one
@@ -757,9 +758,13 @@ class _Pool:
         self.changed = asyncio.Event()
 
     def refill(self) -> None:
+        """Start spares until ``prestart`` are idle or on their way, but never past
+        ``max_idle`` processes in all: a busy process comes back, and a spare started beside it
+        would push one out of ``idle`` (a process started and killed per execution)."""
         while (
             not self.closed
             and len(self.idle) + self.starting + self.recycling < self.sandbox.prestart
+            and len(self.live) + self.starting < self.sandbox.max_idle
             and self._room()
         ):
             self.starting += 1
