@@ -103,16 +103,18 @@ def run_deno(script: str, *args: str, v8_flags: str = "") -> subprocess.Complete
     with tempfile.TemporaryDirectory() as scratch:
         path = Path(scratch) / "probe.js"
         path.write_text(script % {"tick": TICK} if "%(tick)d" in script else script)
-        flags = ["--quiet", "--no-config", "--unstable-worker-options", "--allow-read=/proc"]
+        flags = ["--quiet", "--no-config", "--unstable-worker-options", "--allow-all"]
         if v8_flags:
             flags.append(f"--v8-flags={v8_flags}")
-        return subprocess.run(
+        completed = subprocess.run(
             [deno_executable(), "run", *flags, str(path), *args],
             capture_output=True,
             text=True,
-            check=True,
             env={**os.environ, "NO_COLOR": "1", "DENO_DIR": scratch},
         )
+    if completed.returncode != 0:
+        raise SystemExit(f"the Deno probe failed:\n{completed.stderr}")
+    return completed
 
 
 def result_of(completed: subprocess.CompletedProcess[str]) -> list[float]:
@@ -328,26 +330,26 @@ async def profile_trivial(runs: int) -> None:
 
 def pipe_round_trips(pause: float) -> list[float]:
     """Wake a sleeping process and hear it answer: the floor of one host-runner exchange."""
-    to_child, from_parent = os.pipe()
-    to_parent, from_child = os.pipe()
+    child_reads, parent_writes = os.pipe()
+    parent_reads, child_writes = os.pipe()
     pid = os.fork()
     if pid == 0:  # the child answers every byte until the pipe closes
-        os.close(to_child)
-        os.close(to_parent)
-        while os.read(from_parent, 1):
-            os.write(from_child, b"x")
+        os.close(parent_writes)
+        os.close(parent_reads)
+        while os.read(child_reads, 1):
+            os.write(child_writes, b"x")
         os._exit(0)
-    os.close(from_parent)
-    os.close(from_child)
+    os.close(child_reads)
+    os.close(child_writes)
     samples = []
     for _ in range(30):
         time.sleep(pause)
         started = time.perf_counter()
-        os.write(to_child, b"x")
-        os.read(to_parent, 1)
+        os.write(parent_writes, b"x")
+        os.read(parent_reads, 1)
         samples.append((time.perf_counter() - started) * 1000)
-    os.close(to_child)
-    os.close(to_parent)
+    os.close(parent_writes)
+    os.close(parent_reads)
     os.waitpid(pid, 0)
     return samples[3:]
 

@@ -1,4 +1,4 @@
-// Built from runner.ts by `python -m codemode.sandboxes._runner_build` (deno bundle, Deno 2.9.8); do not edit. runner.ts sha256 f935b8545aa142bcb229903d99b81fc82dd8893a87a7938d43547ecfa0bc6e37
+// Built from runner.ts by `python -m codemode.sandboxes._runner_build` (deno bundle, Deno 2.9.8); do not edit. runner.ts sha256 0e0fa30259bb3bc8057636da9a5063d0f81cd7ed0777e99cd62d9a1440e195b0
 function workerMain() {
   const scope = globalThis;
   const post = scope.postMessage.bind(scope);
@@ -1043,6 +1043,10 @@ function startSpare() {
   w.onmessage = (event) => {
     if (!isRecord(event.data) || event.data.t !== "boot") return;
     w.onmessage = null;
+    w.postMessage({
+      t: "warm",
+      channel: new SharedArrayBuffer(8)
+    });
     spare = w;
     send({
       t: "ready"
