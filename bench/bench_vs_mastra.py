@@ -1,6 +1,8 @@
-"""codemode and Mastra's code mode side by side: the same five workloads, the same tools
+"""codemode and Mastra's code mode side by side: the same workloads, the same tools
 (echo and sleep tools that validate input and output: JSON Schema or pydantic here, zod in
-Mastra), in one run, so that the ratio holds however busy the machine is.
+Mastra), in one run, so that the ratio holds however busy the machine is. ``trivial`` runs a
+trivial program back to back (each run competes with the realm the last one left to build);
+``paused`` leaves 100 ms (``--pause-ms``) between runs, as an agent's model turn does.
 
     python bench/bench_vs_mastra.py                   # every figure, both columns, ratios
     python bench/bench_vs_mastra.py calls trivial     # some of them

@@ -831,8 +831,9 @@ class DenoSandbox(Sandbox):
 
     The program runs in a permission-less worker (its own realm) inside a process that may only
     reach one unix socket, with an empty environment, no remote or npm imports, a V8 heap limit,
-    an RSS watchdog and its own process group. Processes are started ahead of demand (``prestart``)
-    and serve up to ``max_uses`` executions each, every one in a fresh realm.
+    an RSS watchdog and its own process group. Processes are started ahead of demand (``prestart``
+    idle or starting, but never past ``max_idle`` processes in all) and serve up to ``max_uses``
+    executions each, every one in a fresh realm.
 
     ``confinement`` puts the process behind a second wall, the operating system's (bubblewrap and
     seccomp, or Landlock): ``"auto"`` takes the strongest layer that works here and warns once if
