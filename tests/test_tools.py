@@ -114,6 +114,20 @@ def test_invalid_schema_of_a_known_draft_is_refused_with_the_reason() -> None:
         create_tool(id="t", description="", input_schema=schema, execute=print)
 
 
+@pytest.mark.parametrize(
+    "schema",
+    [
+        {"type": "string", "pattern": "[a-"},
+        {"type": "object", "properties": {"tags": {"type": "array", "items": {"pattern": "(x"}}}},
+        {"type": "object", "patternProperties": {"[a-": {}}},
+    ],
+)
+def test_a_regular_expression_that_does_not_compile_is_refused(schema: dict[str, Any]) -> None:
+    # jsonschema-rs's meta-schema check does not look at the "regex" format; jsonschema's does.
+    with pytest.raises(ValueError, match=r"^invalid JSON Schema: .* is not a 'regex'"):
+        create_tool(id="t", description="", input_schema=schema, execute=print)
+
+
 def test_an_unknown_dialect_is_never_fetched(monkeypatch: pytest.MonkeyPatch) -> None:
     # jsonschema-rs would fetch an unknown $schema over the network to check against it.
     asked: list[Any] = []

@@ -146,16 +146,29 @@ _DIALECTS = frozenset(
 def _meta_valid(schema: dict[str, Any]) -> bool:
     """Whether ``jsonschema-rs`` finds the schema valid against its meta-schema (~2 µs, where
     ``jsonschema``'s check takes 1-6 ms a schema: seconds for a large MCP catalog). Anything
-    else goes to ``jsonschema``'s own check, an unknown ``$schema`` above all: ``jsonschema-rs``
-    would fetch it over the network."""
+    else goes to ``jsonschema``'s own check: an unknown ``$schema`` (``jsonschema-rs`` would
+    fetch it over the network), and a regular expression (``jsonschema-rs`` does not check the
+    meta-schema's "regex" format, which ``jsonschema`` checks with Python's ``re``)."""
     dialect = schema.get("$schema")
     known = isinstance(dialect, str) and dialect.rstrip("#") in _DIALECTS
-    if dialect is not None and not known:
+    if (dialect is not None and not known) or _has_patterns(schema):
         return False
     try:
         return bool(jsonschema_rs.meta.is_valid(schema))
-    except (jsonschema_rs.ValidationError, jsonschema_rs.ReferencingError, ValueError):
+    except (jsonschema_rs.ValidationError, jsonschema_rs.ReferencingError, ValueError, TypeError):
         return False
+
+
+def _has_patterns(node: Any) -> bool:
+    """Whether a ``pattern`` or ``patternProperties`` keyword (or a property so named) is in it."""
+    if isinstance(node, Mapping):
+        return any(
+            key in ("pattern", "patternProperties") or _has_patterns(value)
+            for key, value in node.items()
+        )
+    if isinstance(node, list | tuple):
+        return any(_has_patterns(item) for item in node)
+    return False
 
 
 def _compile(schema: dict[str, Any]) -> Any:
