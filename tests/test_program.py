@@ -13,7 +13,7 @@ from codemode.languages.typescript._program import (
     prepare_body,
     prepare_program,
 )
-from codemode.sandboxes._runner_build import RUNNER_SOURCE, built_from, source_digest
+from codemode.sandboxes._runner_build import RUNNER_SOURCE, built_digest, source_digest
 from codemode.sandboxes.deno import deno_executable
 
 
@@ -152,9 +152,9 @@ def test_runner_type_checks_and_lints(tmp_path: Path) -> None:
 
 
 def test_the_runner_that_ships_is_built_from_the_current_source() -> None:
-    built = built_from()
+    built = built_digest()
     assert built is not None, "runner.js has no header: python -m codemode.sandboxes._runner_build"
-    assert built[1] == source_digest(), (
+    assert built == source_digest(), (
         "runner.ts changed since runner.js was built: python -m codemode.sandboxes._runner_build"
     )
 

@@ -125,11 +125,12 @@ class CodeModeTool(Tool):
         discovery: bool = False,
         max_model_output_chars: int = DEFAULT_MAX_MODEL_OUTPUT_CHARS,
     ) -> None:
+        input_schema, result_schema = _code_tool_schemas()
         super().__init__(
             id=id,
             description=instructions,
-            input_schema=_code_tool_schemas()[0],
-            output_schema=_code_tool_schemas()[1],
+            input_schema=input_schema,
+            output_schema=result_schema,
             execute=self._execute_tool,
         )
         self.tools = dict(tools)

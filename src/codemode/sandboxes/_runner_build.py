@@ -24,20 +24,20 @@ _HEADER = (
     "// Built from runner.ts by `python -m codemode.sandboxes._runner_build` (deno bundle, "
     "Deno {deno}); do not edit. runner.ts sha256 {digest}\n"
 )
-_HEADER_PATTERN = re.compile(r"^// Built from runner\.ts .*Deno (\S+)\); .* sha256 ([0-9a-f]{64})$")
+_HEADER_DIGEST = re.compile(r"^// Built from runner\.ts .* sha256 ([0-9a-f]{64})$")
 
 
 def source_digest() -> str:
     return hashlib.sha256(RUNNER_SOURCE.read_bytes()).hexdigest()
 
 
-def built_from() -> tuple[str, str] | None:
-    """The Deno version and the source hash ``runner.js`` was built with (None: no header)."""
+def built_digest() -> str | None:
+    """The hash of the ``runner.ts`` that ``runner.js`` was built from (None: no header)."""
     if not RUNNER_BUILT.is_file():
         return None
     with RUNNER_BUILT.open(encoding="utf-8") as file:
-        match = _HEADER_PATTERN.match(file.readline().rstrip("\n"))
-    return (match[1], match[2]) if match else None
+        match = _HEADER_DIGEST.match(file.readline().rstrip("\n"))
+    return match[1] if match else None
 
 
 def bundle() -> str:
