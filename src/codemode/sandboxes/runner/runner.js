@@ -1,4 +1,4 @@
-// Built from runner.ts by `python -m codemode.sandboxes._runner_build` (deno bundle, Deno 2.9.8); do not edit. runner.ts sha256 0e0fa30259bb3bc8057636da9a5063d0f81cd7ed0777e99cd62d9a1440e195b0
+// Built from runner.ts by `python -m codemode.sandboxes._runner_build` (deno bundle, Deno 2.9.8); do not edit. runner.ts sha256 ee39e19dd6cc9665c5295ac09604a42ae1e8398af65e073783ef88cb6b47510f
 function workerMain() {
   const scope = globalThis;
   const post = scope.postMessage.bind(scope);
@@ -924,7 +924,28 @@ ${frames}`;
     else if (msg instanceof Array) for (const record of msg) reply(record);
     else if (msg.t === "run") run(msg);
     else if (msg.t === "probe") durable?.probe(msg.n);
+    else if (msg.t === "warm") warmCallPath();
   };
+  function warmCallPath() {
+    for (let i = 0; i < 3; i++) {
+      const limit = ErrorCtor.stackTraceLimit;
+      ErrorCtor.stackTraceLimit = 4;
+      const site = new ErrorCtor();
+      ErrorCtor.stackTraceLimit = limit;
+      const args = toJson({
+        value: i,
+        label: "warm"
+      }, "warm-up");
+      const record = callRecord(i, 0, args);
+      parse(decode(new Bytes(record.buffer, 9, record.length - 9)));
+      getU322(record, 1);
+      const flag = new Int32(new SharedArrayBuffer(4));
+      const waiting = waitAsync(flag, 0, 0);
+      atomicStore(flag, 0, 1);
+      atomicNotify(flag, 0);
+      if (waiting.async) waiting.value.then(() => site);
+    }
+  }
   post({
     t: "boot"
   });
