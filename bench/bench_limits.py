@@ -12,7 +12,8 @@
   Node: ``bench_vs_mastra.py`` installs one).
 - ``trivial``: a warm trivial program on a quiet machine: the host's CPU against the time the
   answer takes, and what a thread wake-up costs here (a pipe round trip after a pause, and a
-  Worker's first message after one).
+  Worker's first message after one); then single tool calls as a program times them: the first
+  in its realm, hot ones, and ones after the threads sat idle.
 - ``parallel``: the 100 x 50 ms Promise.all program's timeline, as the tool sees its calls.
 - ``cold``: a cold start's timeline (code tool made, process spawned, runner connected, first
   realm ready, answer), beside an empty ``deno run`` and the same start without the OS wall.
@@ -96,6 +97,28 @@ for (let i = 0; i < 25; i++) {
 }
 lags.sort((a, b) => a - b);
 console.log(`RESULT ${lags[lags.length >> 1]}`);
+"""
+
+
+# Five calls timed by the program itself: the first in its realm, the next, one after the
+# threads sat idle for 100 ms, one after 300 calls, and a hot one after 100 ms idle.
+CALL_TIMES_PROGRAM = """
+const times = []
+const call = async (value) => {
+  const started = performance.now()
+  await external_echo({ value, label: "x" })
+  times.push(performance.now() - started)
+}
+const idle = () => new Promise((resolve) => setTimeout(resolve, 100))
+await call(1)
+await call(2)
+await idle()
+await call(3)
+for (let i = 0; i < 300; i++) await external_echo({ value: i, label: "x" })
+await call(4)
+await idle()
+await call(5)
+return times
 """
 
 
@@ -383,6 +406,24 @@ async def profile_trivial(runs: int) -> None:
     out("a pipe round trip between two processes, back to back", ms(pipe_round_trips(0.0)))
     (lag,) = result_of(run_deno(WAKE_PROBE))
     out("an idle Worker's first message, sent 100 ms after its boot", f"{lag:.2f} ms")
+    print("  one tool call as the program times it (performance.now() around the await):")
+    async with DenoSandbox(prestart=3, max_idle=3) as sandbox:
+        tool = create_code_mode(tools=[echo_tool("json")], sandbox=sandbox).tool
+        rows = []
+        for _ in range(runs // 2 + 2):
+            await asyncio.sleep(0.1)
+            result = await tool.execute({"code": CALL_TIMES_PROGRAM})
+            rows.append(result.result)
+    for k, label in enumerate(
+        [
+            "the first call in a fresh realm",
+            "the next call, right after",
+            "a call after 100 ms of idle threads",
+            "a call after 300 calls (hot)",
+            "a hot call after 100 ms of idle threads",
+        ]
+    ):
+        out(f"  {label}", ms([row[k] for row in rows[2:]]))
 
 
 def pipe_round_trips(pause: float) -> list[float]:
