@@ -35,7 +35,8 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections import Counter
+from collections import Counter, defaultdict
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -203,10 +204,10 @@ class ThreadClock:
         self.before, self.total_before = thread_times(self.pids)
         self.host_before = sum(psutil.Process().cpu_times()[:2])
 
-    def stop(self) -> tuple[Counter[str], float]:
+    def stop(self) -> tuple[dict[str, float], float]:
         host = sum(psutil.Process().cpu_times()[:2]) - self.host_before
         after, total_after = thread_times(self.pids)
-        kinds: Counter[str] = Counter()
+        kinds: dict[str, float] = defaultdict(float)
         for key, (kind, seconds) in after.items():
             kinds[kind] += seconds - (self.before[key][1] if key in self.before else 0.0)
         ended = (total_after - self.total_before) - sum(kinds.values())
@@ -214,11 +215,11 @@ class ThreadClock:
         return kinds, host
 
 
-def print_split(kinds: Counter[str], host: float, per: int, unit: str, scale: float) -> None:
+def print_split(kinds: dict[str, float], host: float, per: int, unit: str, scale: float) -> None:
     total = host + sum(kinds.values())
     suffix = "µs" if scale == 1e6 else "ms"
     out(f"host (this Python process), per {unit}", f"{host / per * scale:8.1f} {suffix}")
-    for kind, seconds in kinds.most_common():
+    for kind, seconds in sorted(kinds.items(), key=lambda item: -item[1]):
         out(f"Deno: {kind}, per {unit}", f"{seconds / per * scale:8.1f} {suffix}")
     share = kinds["program realms (Worker threads)"] / total if total else 0.0
     out(f"all CPU, per {unit}", f"{total / per * scale:8.1f} {suffix} ({share:.0%} in realms)")
@@ -331,7 +332,7 @@ async def runner_profile(program: str, runs: int) -> None:
         out(f"    of which C++ {' '.join(parts[3:])[:44]}", parts[1])
 
 
-async def host_profile(spy: str, once: Any, runs: int) -> None:
+async def host_profile(spy: str, once: Callable[[], Awaitable[Any]], runs: int) -> None:
     """py-spy's samples of this process while ``once`` runs ``runs`` times, by function."""
     with tempfile.TemporaryDirectory() as scratch:
         raw = Path(scratch) / "samples.txt"
@@ -354,12 +355,12 @@ async def host_profile(spy: str, once: Any, runs: int) -> None:
         own: Counter[str] = Counter()
         areas: Counter[str] = Counter()
         for line in raw.read_text().splitlines():
-            stack, _, count = line.rpartition(" ")
+            stack, _, samples = line.rpartition(" ")
             if not stack:
                 continue
             frames = stack.split(";")
-            own[frames[-1]] += int(count)
-            areas[area(frames)] += int(count)
+            own[frames[-1]] += int(samples)
+            areas[area(frames)] += int(samples)
     total = sum(own.values())
     print(f"  host profile (py-spy, {total} samples of this process while busy), by area:")
     for name, count in areas.most_common():
@@ -509,7 +510,7 @@ async def profile_cold(runs: int) -> None:
         await wait_ready(self)
         marks.setdefault("ready", time.perf_counter())
 
-    deno_module._DenoProcess.start = timed_start  # type: ignore[assignment]
+    deno_module._DenoProcess.start = timed_start  # type: ignore[method-assign]
     deno_module._DenoProcess.wait_ready = timed_wait_ready  # type: ignore[method-assign]
     try:
         for confinement in ("auto", None):
